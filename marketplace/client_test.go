@@ -1,0 +1,266 @@
+package marketplace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// These tests pin behaviour that needs a server misbehaving on purpose (dropped connections, hung answers,
+// a fake Entra): the emulator-backed tests in client_emulator_test.go cover the API itself.
+
+func newTestClient(t *testing.T, url string, opts ...Option) *Client {
+	t.Helper()
+	c, err := NewClient(url, &DevTokenSource{TenantID: "tenant", ClientID: "client", Secret: []byte("secret")}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRequestHeadersPerAttempt(t *testing.T) {
+	var seen []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Clone())
+		if r.URL.Query().Get("api-version") != APIVersion {
+			t.Errorf("api-version %q", r.URL.Query().Get("api-version"))
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL+"/api")
+	ctx := WithCorrelationID(context.Background(), "corr-1")
+	for range 2 {
+		if _, err := c.GetSubscription(ctx, "sub"); !IsRetryable(err) {
+			t.Fatalf("503 must be retryable: %v", err)
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("%d requests", len(seen))
+	}
+	if seen[0].Get("x-ms-requestid") == seen[1].Get("x-ms-requestid") {
+		t.Error("x-ms-requestid must be fresh per attempt")
+	}
+	for _, h := range seen {
+		if h.Get("x-ms-correlationid") != "corr-1" {
+			t.Errorf("correlation %q", h.Get("x-ms-correlationid"))
+		}
+		if !strings.HasPrefix(h.Get("Authorization"), "Bearer ") || h.Get("Content-Type") != "application/json" {
+			t.Errorf("headers %v", h)
+		}
+	}
+}
+
+func TestTransportFailuresAreRetryable(t *testing.T) {
+	t.Run("connection dropped", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}))
+		defer srv.Close()
+		_, err := newTestClient(t, srv.URL).GetSubscription(context.Background(), "sub")
+		e, ok := AsError(err)
+		if !ok || !e.Retryable || e.StatusCode != 0 || e.Err == nil {
+			t.Fatalf("got %#v", err)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+		defer srv.Close()
+		defer close(release)
+		c := newTestClient(t, srv.URL, WithHTTPClient(&http.Client{Timeout: 50 * time.Millisecond}))
+		_, err := c.GetSubscription(context.Background(), "sub")
+		if !IsRetryable(err) {
+			t.Fatalf("a timeout must be retryable: %v", err)
+		}
+	})
+	t.Run("nothing listening", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		_, err = newTestClient(t, "http://"+addr).GetSubscription(context.Background(), "sub")
+		if !IsRetryable(err) {
+			t.Fatalf("connection refused must be retryable: %v", err)
+		}
+	})
+	t.Run("cancelled by the caller", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		defer srv.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := newTestClient(t, srv.URL).GetSubscription(ctx, "sub")
+		if err == nil || IsRetryable(err) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestRetryAfterParsing(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	cases := map[string]time.Duration{
+		"7":    7 * time.Second,
+		"0":    0,
+		"-3":   0,
+		"":     0,
+		"soon": 0,
+		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
+		now.Add(-time.Minute).Format(http.TimeFormat):     0,
+	}
+	for in, want := range cases {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("Retry-After %q: got %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestErrorBodies(t *testing.T) {
+	for body, want := range map[string][2]string{
+		`{"error":{"code":"EntityNotFound","message":"gone"}}`:     {"EntityNotFound", "gone"},
+		`{"Error":{"Code":"UnsupportedApiVersion","Message":"x"}}`: {"UnsupportedApiVersion", "x"},
+		`{"code":"Conflict","message":"dup"}`:                      {"Conflict", "dup"},
+		`plain text failure`:                                       {"", "plain text failure"},
+		`{"unexpected":true}`:                                      {"", ""},
+	} {
+		code, msg := decodeErrorBody([]byte(body))
+		if code != want[0] || msg != want[1] {
+			t.Errorf("%s: got %q %q", body, code, msg)
+		}
+	}
+}
+
+func TestOperationIDFromLocation(t *testing.T) {
+	id, err := OperationIDFromLocation("https://marketplaceapi.microsoft.com/api/saas/subscriptions/s-1/operations/op-9?api-version=2018-08-31")
+	if err != nil || id != "op-9" {
+		t.Fatalf("got %q, %v", id, err)
+	}
+	for _, bad := range []string{"", "https://x/api/saas/subscriptions/s-1", "https://x/operations/"} {
+		if _, err := OperationIDFromLocation(bad); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
+
+func TestPurchaseTokenFromQuery(t *testing.T) {
+	cases := map[string]string{
+		"token=ab%2Bcd%2Fef%3D%3D": "ab+cd/ef==",
+		"x=1&token=ab+cd":          "ab+cd", // a raw "+" is part of the token, never a space
+		"token=ab%20cd":            "ab+cd", // a proxy already turned "+" into a space
+		"other=1":                  "",
+	}
+	for in, want := range cases {
+		if got := PurchaseTokenFromQuery(in); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestBatchSizeIsCheckedLocally(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL)
+	for _, n := range []int{0, MaxBatchSize + 1} {
+		if _, err := c.PostBatchUsageEvents(context.Background(), make([]UsageEvent, n)); !errors.Is(err, ErrBatchSize) {
+			t.Errorf("%d events: %v", n, err)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Fatal("an oversized batch must not be sent")
+	}
+}
+
+func TestDevTokenSourceClaims(t *testing.T) {
+	src := &DevTokenSource{TenantID: "tid-1", ClientID: "app-1", Secret: []byte("s3cret")}
+	tok, err := src.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := src.Token(context.Background())
+	if again != tok {
+		t.Error("a valid token should be reused")
+	}
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte("s3cret"), nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithAudience(ResourceAppID)); err != nil {
+		t.Fatal(err)
+	}
+	if claims["tid"] != "tid-1" || claims["appid"] != "app-1" {
+		t.Fatalf("claims %v", claims)
+	}
+}
+
+// TestMSALTokenSource runs MSAL's real client-credentials flow against a local Entra stand-in: discovery,
+// token request with the Marketplace scope, and MSAL's cache serving the second call.
+func TestMSALTokenSource(t *testing.T) {
+	var tokenCalls atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
+			json.NewEncoder(w).Encode(map[string]any{
+				"token_endpoint":         srv.URL + "/tenant-1/oauth2/v2.0/token",
+				"authorization_endpoint": srv.URL + "/tenant-1/oauth2/v2.0/authorize",
+				"issuer":                 srv.URL + "/tenant-1/v2.0",
+			})
+		case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
+			tokenCalls.Add(1)
+			if err := r.ParseForm(); err != nil {
+				t.Error(err)
+			}
+			if r.Form.Get("grant_type") != "client_credentials" || !strings.Contains(" "+r.Form.Get("scope")+" ", " "+Scope+" ") || r.Form.Get("client_secret") != "s3cret" {
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]any{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": "access-token-1"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
+	src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		tok, err := src.Token(context.Background())
+		if err != nil || tok != "access-token-1" {
+			t.Fatalf("token %q, %v", tok, err)
+		}
+	}
+	if n := tokenCalls.Load(); n != 1 {
+		t.Fatalf("MSAL should cache the token: %d token requests", n)
+	}
+
+	bad, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "rotated", HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := NewClient(srv.URL+"/api", bad)
+	_, err = c.GetSubscription(context.Background(), "sub")
+	e, ok := AsError(err)
+	if !ok || e.Code != "TokenAcquisitionFailed" || e.Retryable || !strings.Contains(err.Error(), "AADSTS7000215") {
+		t.Fatalf("a rejected secret must fail loudly and not be retried: %v", err)
+	}
+
+	if _, err := NewMSALTokenSource(MSALConfig{TenantID: "t", ClientID: "c"}); err == nil {
+		t.Error("no credential must be an error")
+	}
+}

@@ -1,0 +1,177 @@
+package marketplace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Error is a failed call to a Marketplace API. It carries what a retry policy needs: whether the failure is
+// worth retrying and after how long. The client itself never loops; durable retries belong to the caller
+// (Temporal activities in this project).
+type Error struct {
+	// Op names the call, e.g. "resolve" or "get subscription".
+	Op string
+	// StatusCode is the HTTP status, or 0 when no response arrived.
+	StatusCode int
+	// Code and Message are Microsoft's error code and message when the body carried them.
+	Code    string
+	Message string
+	// RequestID and CorrelationID identify the attempt and the logical operation; Microsoft support asks for them.
+	RequestID     string
+	CorrelationID string
+	// Retryable is true for throttling (429), server errors (5xx), timeouts and broken connections.
+	Retryable bool
+	// RetryAfter is the delay Microsoft asked for in Retry-After, or 0.
+	RetryAfter time.Duration
+	// Duplicate is the usage event Microsoft had already accepted, on a metering 409.
+	Duplicate *UsageEventResult
+	// Err is the transport error, when there was no response.
+	Err error
+}
+
+// Error reads well when wrapped: "marketplace: get subscription: 404 EntityNotFound: ... (request r, correlation c)".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("marketplace: ")
+	b.WriteString(e.Op)
+	b.WriteString(": ")
+	switch {
+	case e.StatusCode == 0 && e.Err != nil:
+		b.WriteString(e.Err.Error())
+	default:
+		b.WriteString(strconv.Itoa(e.StatusCode))
+		if e.Code != "" {
+			b.WriteString(" " + e.Code)
+		}
+		if e.Message != "" {
+			b.WriteString(": " + e.Message)
+		} else if e.Code == "" {
+			b.WriteString(" " + http.StatusText(e.StatusCode))
+		}
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	if e.RequestID != "" || e.CorrelationID != "" {
+		fmt.Fprintf(&b, " (request %s, correlation %s)", e.RequestID, e.CorrelationID)
+	}
+	return b.String()
+}
+
+// Unwrap returns the transport error, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// AsError finds a *Error in err's chain.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// IsRetryable reports whether err is a Marketplace failure worth retrying.
+func IsRetryable(err error) bool {
+	e, ok := AsError(err)
+	return ok && e.Retryable
+}
+
+// StatusCode returns the HTTP status of a Marketplace failure, or 0.
+func StatusCode(err error) int {
+	if e, ok := AsError(err); ok {
+		return e.StatusCode
+	}
+	return 0
+}
+
+// IsNotFound reports a 404 from the Marketplace.
+func IsNotFound(err error) bool { return StatusCode(err) == http.StatusNotFound }
+
+// retryableStatus reports which statuses are transient: throttling and server-side failures.
+func retryableStatus(code int) bool {
+	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
+}
+
+// retryableTransport reports whether a transport error is worth retrying: timeouts, resets, refused
+// connections and unexpected EOFs are; a cancelled context or a malformed URL is not.
+func retryableTransport(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset")
+}
+
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// errorBody captures the error shapes the APIs use: {"error":{"code","message"}} (fulfillment),
+// {"Error":{"Code","Message"}} (api-version errors), {"code","message"} (metering) and a bare
+// {"message"}.
+type errorBody struct {
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// decodeErrorBody fills code and message from whatever error shape the body has; a body that is not JSON
+// becomes the message, trimmed.
+func decodeErrorBody(body []byte) (code, message string) {
+	var eb errorBody
+	if err := json.Unmarshal(body, &eb); err == nil {
+		if eb.Error != nil && (eb.Error.Code != "" || eb.Error.Message != "") {
+			return eb.Error.Code, eb.Error.Message
+		}
+		if eb.Code != "" || eb.Message != "" {
+			return eb.Code, eb.Message
+		}
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
+		return "", ""
+	}
+	return "", s
+}
