@@ -71,10 +71,17 @@ type correlationKey struct{}
 
 // WithCorrelationID makes every call made with ctx carry id as x-ms-correlationid, so that the attempts of
 // one logical operation (say, an activity and its retries) correlate at Microsoft. Without it each call
-// gets a fresh one.
+// gets a fresh one. The API documents the header as a GUID, so any other string (a workflow and activity
+// ID, say) is turned into a name-based GUID: the same string always gives the same GUID.
 func WithCorrelationID(ctx context.Context, id string) context.Context {
+	if _, err := uuid.Parse(id); err != nil {
+		id = uuid.NewSHA1(correlationNamespace, []byte(id)).String()
+	}
 	return context.WithValue(ctx, correlationKey{}, id)
 }
+
+// correlationNamespace scopes name-based correlation IDs to this engine.
+var correlationNamespace = uuid.MustParse("6f1c2a0e-8d1b-4f8e-9a57-3c1d2b7e5a90")
 
 func correlationID(ctx context.Context) string {
 	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" {

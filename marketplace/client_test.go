@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 )
 
 // These tests pin behaviour that needs a server misbehaving on purpose (dropped connections, hung answers,
@@ -38,7 +39,11 @@ func TestRequestHeadersPerAttempt(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := newTestClient(t, srv.URL+"/api")
-	ctx := WithCorrelationID(context.Background(), "corr-1")
+	ctx := WithCorrelationID(context.Background(), "saas-subscription/s-1/activity-7")
+	wantCorr := correlationID(ctx)
+	if _, err := uuid.Parse(wantCorr); err != nil || wantCorr != correlationID(WithCorrelationID(context.Background(), "saas-subscription/s-1/activity-7")) {
+		t.Fatalf("correlation ID %q must be a stable GUID", wantCorr)
+	}
 	for range 2 {
 		if _, err := c.GetSubscription(ctx, "sub"); !IsRetryable(err) {
 			t.Fatalf("503 must be retryable: %v", err)
@@ -51,7 +56,7 @@ func TestRequestHeadersPerAttempt(t *testing.T) {
 		t.Error("x-ms-requestid must be fresh per attempt")
 	}
 	for _, h := range seen {
-		if h.Get("x-ms-correlationid") != "corr-1" {
+		if h.Get("x-ms-correlationid") != wantCorr {
 			t.Errorf("correlation %q", h.Get("x-ms-correlationid"))
 		}
 		if !strings.HasPrefix(h.Get("Authorization"), "Bearer ") || h.Get("Content-Type") != "application/json" {

@@ -1,0 +1,81 @@
+package apispec
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func load(t *testing.T) *Spec {
+	t.Helper()
+	s, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func exchange(method, rawURL, body string, status int, respBody string) *Exchange {
+	u, _ := url.Parse(rawURL)
+	h := http.Header{}
+	h.Set("Authorization", "Bearer x")
+	h.Set("Content-Type", "application/json")
+	h.Set("x-ms-requestid", "8a0f3e8e-2c8a-4a8c-9a0e-7e1c0f6f7d11")
+	rh := http.Header{}
+	rh.Set("Content-Type", "application/json")
+	return &Exchange{Method: method, URL: u, Header: h, Body: []byte(body), Status: status, RespHeader: rh, RespBody: []byte(respBody)}
+}
+
+const sub = "33333333-3333-4333-8333-333333333333"
+
+// TestCheckerCanFail shows the checker accepts conforming traffic and rejects departures, so a clean run of
+// the conformance tests means something.
+func TestCheckerCanFail(t *testing.T) {
+	s := load(t)
+	ctx := context.Background()
+	good := exchange("GET", "http://127.0.0.1:1/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 200,
+		`{"id":"`+sub+`","planId":"gold","quantity":5,"saasSubscriptionStatus":"Subscribed","term":{"startDate":"2026-01-01T00:00:00Z"}}`)
+	if vs := s.Check(ctx, good); len(vs) != 0 {
+		t.Fatalf("conforming exchange rejected: %v", vs)
+	}
+	if good.OperationID != "FulfillmentOperations_GetSubscription" {
+		t.Fatalf("routed to %q", good.OperationID)
+	}
+	bad := map[string]*Exchange{
+		"no api-version":      exchange("GET", "http://h/api/saas/subscriptions/"+sub, "", 200, `{}`),
+		"quantity as string":  exchange("GET", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 200, `{"quantity":"5"}`),
+		"unknown status enum": exchange("GET", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 200, `{"saasSubscriptionStatus":"Paused"}`),
+		"bad date-time":       exchange("GET", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 200, `{"created":"yesterday"}`),
+		"undocumented status": exchange("GET", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 418, ``),
+		"batch of 26":         exchange("POST", "http://h/api/batchUsageEvent?api-version=2018-08-31", `{"request":[`+strings.TrimSuffix(strings.Repeat(`{"quantity":1},`, 26), ",")+`]}`, 200, `{"count":0,"result":[]}`),
+		"unknown path":        exchange("GET", "http://h/api/saas/nothing?api-version=2018-08-31", "", 200, `{}`),
+		"non-uuid request id": func() *Exchange {
+			ex := exchange("GET", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 200, `{}`)
+			ex.Header.Set("x-ms-requestid", "not-a-guid")
+			return ex
+		}(),
+	}
+	for name, ex := range bad {
+		if vs := s.Check(ctx, ex); len(vs) == 0 {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestAllowList(t *testing.T) {
+	s := load(t)
+	ctx := context.Background()
+	for name, ex := range map[string]*Exchange{
+		"429 anywhere":           exchange("POST", "http://h/api/saas/subscriptions/resolve?api-version=2018-08-31", "", 429, ``),
+		"503":                    exchange("GET", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 503, ``),
+		"409 locked delete":      exchange("DELETE", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 409, `{"error":{"code":"Conflict"}}`),
+		"list without the slash": exchange("GET", "http://h/api/saas/subscriptions?api-version=2018-08-31", "", 200, `{"subscriptions":[]}`),
+	} {
+		ex.Header.Set("x-ms-marketplace-token", "tok")
+		if vs := s.Check(ctx, ex); len(vs) != 0 {
+			t.Errorf("%s: %v", name, vs)
+		}
+	}
+}
