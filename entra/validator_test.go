@@ -1,0 +1,208 @@
+package entra
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	tenant    = "11111111-2222-4333-8444-555555555555"
+	publisher = "66666666-7777-4888-9999-aaaaaaaaaaaa"
+)
+
+// fakeEntra serves OpenID discovery and a JWKS whose keys the test can rotate.
+type fakeEntra struct {
+	srv *httptest.Server
+
+	mu        sync.Mutex
+	keys      map[string]*rsa.PrivateKey
+	keyFetch  int
+	discovery bool
+}
+
+func newFakeEntra(t *testing.T) *fakeEntra {
+	f := &fakeEntra{keys: map[string]*rsa.PrivateKey{}, discovery: true}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch r.URL.Path {
+		case "/" + tenant + "/v2.0/.well-known/openid-configuration":
+			if !f.discovery {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]string{"issuer": f.srv.URL + "/" + tenant + "/v2.0", "jwks_uri": f.srv.URL + "/" + tenant + "/discovery/v2.0/keys"})
+		case "/" + tenant + "/discovery/v2.0/keys":
+			f.keyFetch++
+			var set []map[string]string
+			for kid, k := range f.keys {
+				set = append(set, map[string]string{
+					"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+					"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
+					"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes()),
+				})
+			}
+			json.NewEncoder(w).Encode(map[string]any{"keys": set})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeEntra) addKey(t *testing.T, kid string) *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.keys[kid] = k
+	f.mu.Unlock()
+	return k
+}
+
+func validClaims(iss string) jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"aud": publisher, "tid": tenant, "azp": MarketplaceAppID, "iss": iss,
+		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix(),
+	}
+}
+
+func sign(t *testing.T, k *rsa.PrivateKey, kid string, claims jwt.MapClaims) string {
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Bearer " + s
+}
+
+func newValidator(t *testing.T, f *fakeEntra) *Validator {
+	v, err := NewValidator(Config{Authority: f.srv.URL, TenantID: tenant, Audience: publisher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	return v
+}
+
+func TestValidTokens(t *testing.T) {
+	f := newFakeEntra(t)
+	k := f.addKey(t, "k1")
+	v := newValidator(t, f)
+	v2 := validClaims(f.srv.URL + "/" + tenant + "/v2.0")
+	v1 := validClaims("https://sts.windows.net/" + tenant + "/")
+	delete(v1, "azp")
+	v1["appid"] = MarketplaceAppID
+	skewed := validClaims(f.srv.URL + "/" + tenant + "/v2.0")
+	skewed["exp"] = time.Now().Add(-30 * time.Second).Unix()
+	for name, c := range map[string]jwt.MapClaims{"v2 token": v2, "v1 token": v1, "expired within the skew": skewed} {
+		got, err := v.Validate(context.Background(), sign(t, k, "k1", c))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got.TenantID != tenant {
+			t.Errorf("%s: claims %+v", name, got)
+		}
+	}
+}
+
+func TestForgedTokens(t *testing.T) {
+	f := newFakeEntra(t)
+	k := f.addKey(t, "k1")
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	v := newValidator(t, f)
+	iss := f.srv.URL + "/" + tenant + "/v2.0"
+	with := func(key string, val any) jwt.MapClaims {
+		c := validClaims(iss)
+		if val == nil {
+			delete(c, key)
+		} else {
+			c[key] = val
+		}
+		return c
+	}
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, validClaims(iss)).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	hsTok := jwt.NewWithClaims(jwt.SigningMethodHS256, validClaims(iss))
+	hsTok.Header["kid"] = "k1"
+	// The classic confusion attack: HMAC keyed with the public key's bytes.
+	hs, _ := hsTok.SignedString(k.PublicKey.N.Bytes())
+
+	cases := map[string]string{
+		"no header":       "",
+		"not bearer":      "Basic abc",
+		"garbage":         "Bearer not.a.jwt",
+		"wrong signature": sign(t, other, "k1", validClaims(iss)),
+		"unknown kid":     sign(t, other, "k-unknown", validClaims(iss)),
+		"wrong audience":  sign(t, k, "k1", with("aud", "someone-else")),
+		"wrong tenant":    sign(t, k, "k1", with("tid", "99999999-2222-4333-8444-555555555555")),
+		"wrong caller":    sign(t, k, "k1", with("azp", "00000000-0000-4000-8000-000000000000")),
+		"no caller":       sign(t, k, "k1", with("azp", nil)),
+		"foreign issuer":  sign(t, k, "k1", with("iss", "https://evil.example/"+tenant+"/v2.0")),
+		"expired":         sign(t, k, "k1", with("exp", time.Now().Add(-2*time.Minute).Unix())),
+		"no expiry":       sign(t, k, "k1", with("exp", nil)),
+		"not yet valid":   sign(t, k, "k1", with("nbf", time.Now().Add(5*time.Minute).Unix())),
+		"alg none":        "Bearer " + none,
+		"HS256 with n":    "Bearer " + hs,
+	}
+	for name, header := range cases {
+		_, err := v.Validate(context.Background(), header)
+		t.Logf("%s: %v", name, err)
+		if !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: got %v, want ErrInvalidToken", name, err)
+		}
+	}
+}
+
+func TestKeyRotationRefreshesOnUnknownKID(t *testing.T) {
+	f := newFakeEntra(t)
+	k1 := f.addKey(t, "k1")
+	v := newValidator(t, f)
+	iss := f.srv.URL + "/" + tenant + "/v2.0"
+	if _, err := v.Validate(context.Background(), sign(t, k1, "k1", validClaims(iss))); err != nil {
+		t.Fatal(err)
+	}
+	k2 := f.addKey(t, "k2")
+	if _, err := v.Validate(context.Background(), sign(t, k2, "k2", validClaims(iss))); err != nil {
+		t.Fatalf("a rotated-in key must be fetched: %v", err)
+	}
+	f.mu.Lock()
+	fetches := f.keyFetch
+	f.mu.Unlock()
+	if fetches < 2 {
+		t.Fatalf("keys fetched %d times", fetches)
+	}
+}
+
+func TestDiscoveryDownIsUnavailableNotUnauthorized(t *testing.T) {
+	f := newFakeEntra(t)
+	k := f.addKey(t, "k1")
+	f.discovery = false
+	v := newValidator(t, f)
+	iss := f.srv.URL + "/" + tenant + "/v2.0"
+	if _, err := v.Validate(context.Background(), sign(t, k, "k1", validClaims(iss))); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("got %v, want ErrKeysUnavailable", err)
+	}
+	f.mu.Lock()
+	f.discovery = true
+	f.mu.Unlock()
+	if _, err := v.Validate(context.Background(), sign(t, k, "k1", validClaims(iss))); err != nil {
+		t.Fatalf("discovery must be retried once Entra is back: %v", err)
+	}
+}
