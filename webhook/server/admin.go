@@ -1,0 +1,156 @@
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+)
+
+// ValidationError is a command the subscription's workflow refused (its update validator, or Microsoft's
+// answer): the caller's mistake, answered with 4xx.
+type ValidationError struct {
+	Code    string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Code + ": " + e.Message }
+
+// ListFilter narrows the admin listing; empty fields match everything.
+type ListFilter struct {
+	Status string
+	Offer  string
+	Plan   string
+	// PageToken continues a previous listing.
+	PageToken string
+	PageSize  int
+}
+
+// Summary is one subscription in a listing, from its search attributes.
+type Summary struct {
+	SubscriptionID string `json:"subscriptionId"`
+	Status         string `json:"status"`
+	OfferID        string `json:"offerId"`
+	PlanID         string `json:"planId"`
+	Quantity       int64  `json:"quantity,omitempty"`
+	Running        bool   `json:"running"`
+}
+
+// Listing is one page of summaries.
+type Listing struct {
+	Subscriptions []Summary `json:"subscriptions"`
+	NextPageToken string    `json:"nextPageToken,omitempty"`
+}
+
+// adminAuth requires the configured bearer token, compared in constant time.
+func (s *Server) adminAuth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="admin"`)
+			s.fail(w, r, http.StatusUnauthorized, "Unauthorized", "a valid admin bearer token is required", nil)
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := ListFilter{Status: q.Get("status"), Offer: q.Get("offer"), Plan: q.Get("plan"), PageToken: q.Get("pageToken")}
+	for _, v := range []string{f.Status, f.Offer, f.Plan} {
+		// Values go into a visibility query; refuse what could break out of the quoted literal.
+		if strings.ContainsAny(v, `'"\`) {
+			s.fail(w, r, http.StatusBadRequest, "BadFilter", "filters may not contain quotes or backslashes", nil)
+			return
+		}
+	}
+	out, err := s.cfg.Subscriptions.List(r.Context(), f)
+	if err != nil {
+		s.commandFailed(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {
+	state, err := s.cfg.Subscriptions.State(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		s.commandFailed(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, state)
+}
+
+type changeRequest struct {
+	PlanID   string `json:"planId"`
+	Quantity int64  `json:"quantity"`
+}
+
+func (s *Server) adminChangePlan(w http.ResponseWriter, r *http.Request) {
+	var req changeRequest
+	if !s.decodeCommand(w, r, &req) {
+		return
+	}
+	res, err := s.cfg.Subscriptions.ChangePlan(r.Context(), mux.Vars(r)["id"], req.PlanID)
+	s.commandResult(w, r, res, err)
+}
+
+func (s *Server) adminChangeQuantity(w http.ResponseWriter, r *http.Request) {
+	var req changeRequest
+	if !s.decodeCommand(w, r, &req) {
+		return
+	}
+	res, err := s.cfg.Subscriptions.ChangeQuantity(r.Context(), mux.Vars(r)["id"], req.Quantity)
+	s.commandResult(w, r, res, err)
+}
+
+func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request) {
+	res, err := s.cfg.Subscriptions.Cancel(r.Context(), mux.Vars(r)["id"])
+	s.commandResult(w, r, res, err)
+}
+
+func (s *Server) adminApprove(w http.ResponseWriter, r *http.Request) {
+	res, err := s.cfg.Subscriptions.Approve(r.Context(), mux.Vars(r)["id"])
+	s.commandResult(w, r, res, err)
+}
+
+func (s *Server) decodeCommand(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		s.fail(w, r, http.StatusBadRequest, "MalformedRequest", "the body is not valid JSON for this command: "+err.Error(), nil)
+		return false
+	}
+	return true
+}
+
+func (s *Server) commandResult(w http.ResponseWriter, r *http.Request, res any, err error) {
+	if err != nil {
+		s.commandFailed(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// commandFailed maps a Subscriptions error to its status: refusals are 4xx with the workflow's code and
+// message, a missing subscription 404, anything else 503 (Temporal unreachable; try again).
+func (s *Server) commandFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve):
+		status := http.StatusBadRequest
+		if ve.Code == "Conflict" || ve.Code == "ChangePending" || ve.Code == "NotSubscribed" {
+			status = http.StatusConflict
+		}
+		s.fail(w, r, status, ve.Code, ve.Message, nil)
+	case errors.Is(err, ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "NotFound", "no such subscription", nil)
+	default:
+		s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the engine could not be reached; try again", err)
+	}
+}

@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"saasengine/marketplace"
+)
+
+// Resolver turns a purchase token into its subscription (marketplace.Client in production).
+type Resolver interface {
+	Resolve(ctx context.Context, purchaseToken string) (*marketplace.ResolvedSubscription, error)
+}
+
+// View is what the pages show of one subscription.
+type View struct {
+	SubscriptionID string
+	Name           string
+	OfferID        string
+	PlanID         string
+	Quantity       int64
+	// Status is Microsoft's status; Stage says what the engine is doing.
+	Status               string
+	Stage                string
+	Purchaser            marketplace.AADIdentifier
+	Beneficiary          marketplace.AADIdentifier
+	TermUnit             string
+	TermStart, TermEnd   time.Time
+	AwaitingConfirmation bool
+	// Failed is set when activation failed and needs a person; Problem says what went wrong.
+	Failed  bool
+	Problem string
+}
+
+// ErrNotFound is returned by Subscriptions when no workflow exists for a subscription.
+var ErrNotFound = errors.New("subscription not found")
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"date": func(t time.Time) string {
+		if t.IsZero() {
+			return "starts when your account is activated"
+		}
+		return t.Format("2 January 2006")
+	},
+	"who": func(id marketplace.AADIdentifier) string {
+		if id.EmailID != "" {
+			return id.EmailID
+		}
+		if id.ObjectID != "" {
+			return "user " + id.ObjectID
+		}
+		return "not given"
+	},
+}).ParseFS(templateFS, "templates/*.html"))
+
+type pageData struct {
+	Title     string
+	View      View
+	Token     string
+	CSRF      string
+	StatusURL string
+	Message   string
+	Refresh   bool
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, data pageData) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer") // the landing URL carries the purchase token
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, data); err != nil {
+		s.log.Error("render page", zap.String("page", name), zap.Error(err))
+	}
+}
+
+// landing is the page Microsoft sends the buyer to with ?token=…: resolve the token, make the subscription
+// known to the engine, and show what was bought with a button to set the account up. A later "Manage
+// account" visit of the same subscription shows its current state.
+func (s *Server) landing(w http.ResponseWriter, r *http.Request) {
+	token := marketplace.PurchaseTokenFromQuery(r.URL.RawQuery)
+	if token == "" {
+		s.render(w, http.StatusBadRequest, "help.html", pageData{Title: "We could not find your purchase", Message: "The link you followed has no purchase token."})
+		return
+	}
+	resolved, ok := s.resolve(w, r, token)
+	if !ok {
+		return
+	}
+	view, err := s.cfg.Subscriptions.Land(r.Context(), *resolved)
+	if err != nil {
+		s.log.Error("landing: record subscription", zap.String("subscriptionId", resolved.ID), zap.Error(err))
+		s.render(w, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not record your subscription just now. Nothing was lost: reload this page in a minute."})
+		return
+	}
+	s.render(w, http.StatusOK, "landing.html", pageData{
+		Title: "Set up your subscription", View: view, Token: token,
+		CSRF: s.csrfToken(w, r, resolved.ID), StatusURL: s.statusURL(resolved.ID),
+	})
+}
+
+// confirm is the landing page's button: the buyer asks to set the account up.
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		s.render(w, http.StatusBadRequest, "help.html", pageData{Title: "We could not read that request", Message: "Please go back and press the button again."})
+		return
+	}
+	subscriptionID := r.PostForm.Get("subscription")
+	if !s.csrfValid(r, subscriptionID, r.PostForm.Get("csrf")) {
+		s.render(w, http.StatusForbidden, "help.html", pageData{Title: "This confirmation has expired", Message: "For your security, please open the link from Microsoft again and confirm from there."})
+		return
+	}
+	// The token is resolved again so that confirming needs the purchase token, not only the page.
+	resolved, ok := s.resolve(w, r, r.PostForm.Get("token"))
+	if !ok {
+		return
+	}
+	if resolved.ID != subscriptionID {
+		s.render(w, http.StatusBadRequest, "help.html", pageData{Title: "This confirmation does not match your purchase", Message: "Please open the link from Microsoft again."})
+		return
+	}
+	if _, err := s.cfg.Subscriptions.Confirm(r.Context(), *resolved); err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			s.render(w, http.StatusConflict, "error.html", pageData{Title: "Your subscription cannot be set up now", Message: ve.Message})
+			return
+		}
+		s.log.Error("landing: confirm", zap.String("subscriptionId", resolved.ID), zap.Error(err))
+		s.render(w, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not record your confirmation just now. Go back and press the button again in a minute."})
+		return
+	}
+	http.Redirect(w, r, s.statusURL(resolved.ID), http.StatusSeeOther)
+}
+
+// status follows the subscription until it is active, or shows what went wrong. Its URL is signed, so
+// knowing a subscription ID is not enough to see its purchaser.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	if !hmac.Equal([]byte(r.URL.Query().Get("sig")), []byte(s.statusSig(id))) {
+		s.render(w, http.StatusNotFound, "help.html", pageData{Title: "We could not find that page", Message: "Open the link from Microsoft again to see your subscription."})
+		return
+	}
+	view, err := s.cfg.Subscriptions.View(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			s.render(w, http.StatusNotFound, "help.html", pageData{Title: "We could not find your subscription", Message: "Open the link from Microsoft again."})
+			return
+		}
+		s.log.Error("status page", zap.String("subscriptionId", id), zap.Error(err))
+		s.render(w, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not read your subscription's state just now.", Refresh: true})
+		return
+	}
+	if r.URL.Query().Get("format") == "json" {
+		writeJSON(w, http.StatusOK, statusJSON{Status: view.Status, Stage: view.Stage, Failed: view.Failed, Problem: view.Problem, Done: view.Status == string(marketplace.StatusSubscribed) || view.Failed || view.Status == string(marketplace.StatusUnsubscribed)})
+		return
+	}
+	s.render(w, http.StatusOK, "status.html", pageData{Title: "Your subscription", View: view, StatusURL: s.statusURL(id)})
+}
+
+type statusJSON struct {
+	Status  string `json:"status"`
+	Stage   string `json:"stage"`
+	Failed  bool   `json:"failed"`
+	Problem string `json:"problem,omitempty"`
+	Done    bool   `json:"done"`
+}
+
+// resolve resolves a token, rendering the right page when it cannot be.
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request, token string) (*marketplace.ResolvedSubscription, bool) {
+	resolved, err := s.cfg.Resolver.Resolve(r.Context(), token)
+	if err == nil {
+		return resolved, true
+	}
+	switch code := marketplace.StatusCode(err); {
+	case code == http.StatusBadRequest || code == http.StatusNotFound:
+		// Expired, garbled or unknown tokens: nothing is created, and the buyer learns how to get a fresh link.
+		s.log.Info("landing: token not resolved", zap.Int("status", code))
+		s.render(w, http.StatusBadRequest, "help.html", pageData{Title: "This link has expired", Message: "Purchase links are valid for a limited time."})
+	default:
+		s.log.Error("landing: resolve failed", zap.Error(err))
+		s.render(w, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not reach Microsoft to look up your purchase. Reload this page in a minute."})
+	}
+	return nil, false
+}
+
+func (s *Server) statusSig(id string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte("status\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) statusURL(id string) string {
+	return "/landing/status/" + url.PathEscape(id) + "?sig=" + s.statusSig(id)
+}
+
+// SignInHook is the seam for Entra ID sign-in of the buyer (a later issue): when set, it runs before the
+// landing page and may redirect to sign in, returning false when it has answered the request itself.
+type SignInHook func(w http.ResponseWriter, r *http.Request) bool
+
+func (s *Server) withSignIn(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.SignIn != nil && !s.cfg.SignIn(w, r) {
+			return
+		}
+		next(w, r)
+	}
+}

@@ -1,0 +1,181 @@
+// Package server is the HTTP side of the engine: Microsoft's webhook, the buyer's landing page, the
+// operators' admin API and the operations endpoints. It holds no state of its own: Temporal is the record,
+// and a request is answered only after Temporal has accepted what it carries.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"saasengine/marketplace"
+)
+
+// Decision is a subscription workflow's answer to a plan or quantity change Microsoft announced.
+type Decision struct {
+	// Decided is false when the workflow did not decide within the wait; the webhook then answers 200 and the
+	// workflow's own PATCH stands alone.
+	Decided  bool
+	Accepted bool
+	Reason   string
+}
+
+// Subscriptions is what the server asks of the subscription workflows.
+type Subscriptions interface {
+	// DeliverWebhook hands a verified notification to its subscription's workflow, starting it if needed,
+	// and returns once Temporal has accepted it.
+	DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent) error
+	// DecideChange hands a ChangePlan or ChangeQuantity notification to the workflow and waits at most wait
+	// for its decision.
+	DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (Decision, error)
+
+	// Land makes a resolved subscription known (starting its workflow if needed) and returns its view.
+	Land(ctx context.Context, resolved marketplace.ResolvedSubscription) (View, error)
+	// Confirm records the buyer's confirmation on the landing page (Update-With-Start).
+	Confirm(ctx context.Context, resolved marketplace.ResolvedSubscription) (View, error)
+	// View reads a subscription's current view; ErrNotFound if the engine does not know it.
+	View(ctx context.Context, subscriptionID string) (View, error)
+
+	// List, State and the commands serve the admin API. Refusals come back as *ValidationError.
+	List(ctx context.Context, f ListFilter) (Listing, error)
+	State(ctx context.Context, subscriptionID string) (any, error)
+	ChangePlan(ctx context.Context, subscriptionID, planID string) (any, error)
+	ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64) (any, error)
+	Cancel(ctx context.Context, subscriptionID string) (any, error)
+	Approve(ctx context.Context, subscriptionID string) (any, error)
+}
+
+// Config wires a Server.
+type Config struct {
+	// WebhookPath is where Microsoft POSTs notifications (Partner Center's "Connection webhook"); default
+	// "/webhook".
+	WebhookPath string
+	// Validator checks webhook tokens. Nil means no authentication, which New refuses unless
+	// InsecureNoWebhookAuth is set on purpose.
+	Validator             TokenValidator
+	InsecureNoWebhookAuth bool
+	// DecisionWait bounds how long a ChangePlan/ChangeQuantity webhook waits for the workflow's decision;
+	// Microsoft's window is 10 s. Default 5 s.
+	DecisionWait time.Duration
+
+	Subscriptions Subscriptions
+	// Resolver resolves landing-page purchase tokens.
+	Resolver Resolver
+	// SignIn, when set, runs before the landing page: the seam for Entra ID sign-in of the buyer.
+	SignIn SignInHook
+	// SessionKey signs the landing page's CSRF tokens and status links. Replicas behind one load balancer
+	// must share it; empty means a random key (one replica, links die with a restart).
+	SessionKey []byte
+	// AdminToken is the bearer token of the admin API; empty disables the admin API.
+	AdminToken string
+	// Ready reports whether Temporal is reachable, for /readyz.
+	Ready func(ctx context.Context) error
+
+	Logger *zap.Logger
+}
+
+// Server is the engine's HTTP handler.
+type Server struct {
+	cfg     Config
+	csrfKey []byte
+	log     *zap.Logger
+	metrics *metrics
+	router  *mux.Router
+}
+
+// New checks the configuration and builds the routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Subscriptions == nil || cfg.Resolver == nil {
+		return nil, errors.New("server: Subscriptions and Resolver are required")
+	}
+	if cfg.Validator == nil && !cfg.InsecureNoWebhookAuth {
+		return nil, errors.New("server: webhook authentication is required; set InsecureNoWebhookAuth only for an emulator that cannot sign")
+	}
+	if cfg.WebhookPath == "" {
+		cfg.WebhookPath = "/webhook"
+	}
+	if cfg.DecisionWait <= 0 {
+		cfg.DecisionWait = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, csrfKey: cfg.SessionKey, log: cfg.Logger, metrics: newMetrics(), router: mux.NewRouter()}
+	if len(s.csrfKey) == 0 {
+		s.csrfKey = make([]byte, 32)
+		if _, err := rand.Read(s.csrfKey); err != nil {
+			return nil, fmt.Errorf("server: session key: %w", err)
+		}
+	}
+	if cfg.Validator == nil {
+		s.log.Warn("WEBHOOK AUTHENTICATION IS OFF: anyone who can reach " + cfg.WebhookPath + " can forge Marketplace events. Use this only with an emulator that cannot sign.")
+	}
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP serves every route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	r := s.router
+	r.Use(s.instrument)
+	r.HandleFunc(s.cfg.WebhookPath, s.webhook).Methods(http.MethodPost)
+	r.HandleFunc("/landing", s.withSignIn(s.landing)).Methods(http.MethodGet)
+	r.HandleFunc("/landing/confirm", s.withSignIn(s.confirm)).Methods(http.MethodPost)
+	r.HandleFunc("/landing/status/{id}", s.status).Methods(http.MethodGet)
+	if s.cfg.AdminToken != "" {
+		a := r.PathPrefix("/admin").Subrouter()
+		a.HandleFunc("/subscriptions", s.adminAuth(s.adminList)).Methods(http.MethodGet)
+		a.HandleFunc("/subscriptions/{id}", s.adminAuth(s.adminGet)).Methods(http.MethodGet)
+		a.HandleFunc("/subscriptions/{id}/plan", s.adminAuth(s.adminChangePlan)).Methods(http.MethodPost)
+		a.HandleFunc("/subscriptions/{id}/quantity", s.adminAuth(s.adminChangeQuantity)).Methods(http.MethodPost)
+		a.HandleFunc("/subscriptions/{id}/cancel", s.adminAuth(s.adminCancel)).Methods(http.MethodPost)
+		a.HandleFunc("/subscriptions/{id}/approve", s.adminAuth(s.adminApprove)).Methods(http.MethodPost)
+	}
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	r.Handle("/metrics", s.metrics.handler()).Methods(http.MethodGet)
+	r.NotFoundHandler = s.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, http.StatusNotFound, "NotFound", "no such endpoint", nil)
+	}))
+	r.MethodNotAllowedHandler = s.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", "method not allowed here", nil)
+	}))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			s.fail(w, r, http.StatusServiceUnavailable, "TemporalUnreachable", "Temporal cannot be reached", err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// HTTPServer wraps h with the timeouts an Internet-facing endpoint needs: a slow client cannot hold a
+// connection open for ever.
+func HTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"saasengine/entra"
+	"saasengine/marketplace"
+)
+
+// maxWebhookBody bounds a webhook body; Microsoft's payloads are about 2 KiB.
+const maxWebhookBody = 64 << 10
+
+// TokenValidator checks the bearer token of a webhook call (entra.Validator in production).
+type TokenValidator interface {
+	Validate(ctx context.Context, authorization string) (*entra.Claims, error)
+}
+
+// webhook receives Microsoft's notifications. It answers only after Temporal has accepted the event, so
+// a 200 means the event is durable and anything else makes Microsoft deliver again.
+func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	action := "unknown"
+	outcome := func(o string) { s.metrics.webhooks.WithLabelValues(action, o).Inc() }
+
+	if s.cfg.Validator != nil {
+		if _, err := s.cfg.Validator.Validate(r.Context(), r.Header.Get("Authorization")); err != nil {
+			if errors.Is(err, entra.ErrKeysUnavailable) {
+				outcome("unavailable")
+				s.fail(w, r, http.StatusServiceUnavailable, "KeysUnavailable", "the token cannot be checked right now; deliver again", err)
+				return
+			}
+			outcome("unauthorized")
+			// The reason is logged, never the token; the caller learns only that it was refused.
+			s.log.Info("webhook refused", zap.String("reason", err.Error()), zap.String("remote", r.RemoteAddr))
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			s.fail(w, r, http.StatusUnauthorized, "Unauthorized", "the bearer token is missing or invalid", nil)
+			return
+		}
+	}
+
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		outcome("malformed")
+		s.fail(w, r, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "the body must be application/json", nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+	if err != nil {
+		outcome("malformed")
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.fail(w, r, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "the body exceeds 64 KiB", nil)
+			return
+		}
+		s.fail(w, r, http.StatusBadRequest, "UnreadableBody", "the body could not be read", nil)
+		return
+	}
+	var ev marketplace.WebhookEvent
+	if err := json.Unmarshal(body, &ev); err != nil {
+		outcome("malformed")
+		s.fail(w, r, http.StatusBadRequest, "MalformedPayload", "the body is not a webhook payload: "+err.Error(), nil)
+		return
+	}
+	if msg := missingFields(ev); msg != "" {
+		outcome("malformed")
+		s.fail(w, r, http.StatusBadRequest, "MalformedPayload", msg, nil)
+		return
+	}
+	action = string(ev.Action)
+	log := s.log.With(zap.String("action", action), zap.String("subscriptionId", ev.SubscriptionID), zap.String("operationId", ev.ID))
+
+	if isDecidable(ev) {
+		d, err := s.cfg.Subscriptions.DecideChange(r.Context(), ev, s.cfg.DecisionWait)
+		if err != nil {
+			outcome("unavailable")
+			s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the event could not be recorded; deliver again", err)
+			return
+		}
+		if d.Decided && !d.Accepted {
+			// Microsoft has been seen to apply a change despite a PATCH Failure; a 4xx inside the 10-second
+			// window is the refusal it honours. The workflow PATCHes Failure as well.
+			outcome("rejected")
+			log.Info("webhook change rejected", zap.String("reason", d.Reason))
+			s.fail(w, r, http.StatusBadRequest, "ChangeRejected", d.Reason, nil)
+			return
+		}
+		outcome("accepted")
+		log.Info("webhook change recorded", zap.Bool("decided", d.Decided), zap.Bool("accepted", d.Accepted))
+		writeJSON(w, http.StatusOK, map[string]string{"status": "accepted"})
+		return
+	}
+
+	if err := s.cfg.Subscriptions.DeliverWebhook(r.Context(), ev); err != nil {
+		outcome("unavailable")
+		s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the event could not be recorded; deliver again", err)
+		return
+	}
+	outcome("accepted")
+	log.Info("webhook recorded")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "accepted"})
+}
+
+// isDecidable reports the notifications the publisher may still refuse: a customer's or Microsoft's plan or
+// quantity change awaiting its decision.
+func isDecidable(ev marketplace.WebhookEvent) bool {
+	if ev.Action != marketplace.ActionChangePlan && ev.Action != marketplace.ActionChangeQuantity {
+		return false
+	}
+	return ev.Status == "" || ev.Status == marketplace.OperationInProgress || ev.Status == marketplace.OperationNotStarted
+}
+
+// missingFields names what a payload lacks to be routed to a subscription.
+func missingFields(ev marketplace.WebhookEvent) string {
+	var missing []string
+	if strings.TrimSpace(ev.ID) == "" {
+		missing = append(missing, "id")
+	}
+	if strings.TrimSpace(ev.SubscriptionID) == "" {
+		missing = append(missing, "subscriptionId")
+	}
+	if ev.Action == "" {
+		missing = append(missing, "action")
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return "the payload lacks " + strings.Join(missing, ", ")
+}
