@@ -364,7 +364,9 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 		return nil, fail(&Error{Err: fmt.Errorf("build request: %w", err)})
 	}
 	for k, vs := range cl.header {
-		req.Header[k] = vs
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")

@@ -1,0 +1,253 @@
+// Package emulator is a faithful, self-contained Microsoft commercial marketplace for one or more
+// publishers: the SaaS Fulfillment API v2, the Operations API and the Metering API at the paths of
+// Microsoft's OpenAPI files, signed webhooks with their OpenID discovery and JWKS endpoints, a control API
+// to act as the customer or as Microsoft, fault injection, and a small purchase page.
+//
+// It runs in process (tests, the all-in-one development command) or alone (cmd/emulator). Its behaviour
+// follows Microsoft's documentation and what real integrations observed; see README.md in this folder.
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+)
+
+// Options configure an Emulator.
+type Options struct {
+	Config Config
+	// StateFile keeps subscriptions, operations, tokens, usage and the signing key across restarts;
+	// empty keeps everything in memory.
+	StateFile string
+	// PublicURL is the emulator's own base URL (scheme and host), used in Operation-Location, @nextLink,
+	// landing links and as the token issuer. It may be set later with SetPublicURL.
+	PublicURL string
+	// HTTPClient delivers webhooks; default has a 10-second timeout, Microsoft's decision window.
+	HTTPClient *http.Client
+	Logger     *zap.Logger
+}
+
+// Emulator is the emulated Marketplace. It is safe for concurrent use.
+type Emulator struct {
+	cfg       Config
+	stateFile string
+	log       *zap.Logger
+	http      *http.Client
+
+	mu         sync.Mutex
+	st         *store
+	publicURL  string
+	faults     []*Fault
+	usageIndex map[string]*usageRecord
+	key        *rsa.PrivateKey
+	keyID      string
+	// wake nudges the background loop when a delivery or operation became due.
+	wake chan struct{}
+
+	router *mux.Router
+	stop   context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// New builds an emulator, loading its state file if there is one, and starts its background loop
+// (operation completion, auto-accept, webhook delivery). Close stops it.
+func New(opts Options) (*Emulator, error) {
+	cfg := opts.Config
+	if len(cfg.Publishers) == 0 {
+		cfg = DemoConfig()
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.withDefaults()
+	e := &Emulator{
+		cfg:        cfg,
+		stateFile:  opts.StateFile,
+		log:        opts.Logger,
+		http:       opts.HTTPClient,
+		publicURL:  strings.TrimRight(opts.PublicURL, "/"),
+		usageIndex: map[string]*usageRecord{},
+		wake:       make(chan struct{}, 1),
+	}
+	if e.log == nil {
+		e.log = zap.NewNop()
+	}
+	if e.http == nil {
+		e.http = &http.Client{Timeout: 10 * time.Second}
+	}
+	st := newStore()
+	if e.stateFile != "" {
+		var err error
+		if st, err = loadStore(e.stateFile); err != nil {
+			return nil, err
+		}
+	}
+	e.st = st
+	for _, u := range st.Usage {
+		e.usageIndex[usageKey(u.Result.ResourceID, u.Result.Dimension, u.Result.EffectiveStartTime.Time)] = u
+	}
+	if err := e.loadOrCreateKey(); err != nil {
+		return nil, err
+	}
+	e.router = e.routes()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	e.done.Add(1)
+	go e.loop(ctx)
+	return e, nil
+}
+
+// Close stops background work and saves the state.
+func (e *Emulator) Close() error {
+	e.stop()
+	e.done.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.saveLocked()
+}
+
+// ServeHTTP serves the Marketplace APIs, the OpenID endpoints, the control API and the purchase page.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.router.ServeHTTP(w, r) }
+
+// SetPublicURL tells the emulator its own base URL once it is listening.
+func (e *Emulator) SetPublicURL(u string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.publicURL = strings.TrimRight(u, "/")
+}
+
+// SetWebhookURL points a publisher's connection webhook somewhere (the all-in-one command learns the
+// webhook server's address only after it listens). An empty publisherID means every publisher.
+func (e *Emulator) SetWebhookURL(publisherID, url string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range e.cfg.Publishers {
+		if publisherID == "" || e.cfg.Publishers[i].ID == publisherID {
+			e.cfg.Publishers[i].WebhookURL = url
+		}
+	}
+}
+
+// SetLandingURL sets a publisher's landing page URL, like SetWebhookURL.
+func (e *Emulator) SetLandingURL(publisherID, url string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range e.cfg.Publishers {
+		if publisherID == "" || e.cfg.Publishers[i].ID == publisherID {
+			e.cfg.Publishers[i].LandingURL = url
+		}
+	}
+}
+
+// APIBaseURL is the base URL a marketplace.Client uses to talk to this emulator.
+func (e *Emulator) APIBaseURL() string { return e.base() + "/api" }
+
+// Authority is what a webhook-side Entra validator uses in place of https://login.microsoftonline.com.
+func (e *Emulator) Authority() string { return e.base() }
+
+func (e *Emulator) base() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.baseLocked()
+}
+
+func (e *Emulator) baseLocked() string {
+	if e.publicURL == "" {
+		return "http://localhost"
+	}
+	return e.publicURL
+}
+
+// now is the emulated clock: real time moved by the control API's clock offset.
+func (e *Emulator) now() time.Time { return time.Now().UTC().Add(e.st.ClockOffset) }
+
+func (e *Emulator) saveLocked() error {
+	if e.stateFile == "" {
+		return nil
+	}
+	return e.st.save(e.stateFile)
+}
+
+// changed persists the state after a mutation and wakes the background loop. Persistence failures are
+// logged, not returned: the in-memory state stays authoritative for this process.
+func (e *Emulator) changedLocked() {
+	if err := e.saveLocked(); err != nil {
+		e.log.Error("saving emulator state", zap.Error(err))
+	}
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Emulator) loadOrCreateKey() error {
+	if e.st.SigningKeyPEM != "" {
+		block, _ := pem.Decode([]byte(e.st.SigningKeyPEM))
+		if block == nil {
+			return errors.New("emulator state: signing key is not PEM")
+		}
+		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("emulator state: signing key: %w", err)
+		}
+		e.key = k
+	} else {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return fmt.Errorf("emulator: signing key: %w", err)
+		}
+		e.key = k
+		e.st.SigningKeyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
+	}
+	// The key ID is derived from the key, so it stays stable across restarts.
+	e.keyID = uuid.NewSHA1(uuid.NameSpaceOID, e.key.N.Bytes()).String()
+	return nil
+}
+
+// loop completes operations that are due and delivers webhooks, one goroutine per publisher so that one
+// publisher's deliveries keep their order while another's endpoint is slow.
+func (e *Emulator) loop(ctx context.Context) {
+	defer e.done.Done()
+	var senders sync.WaitGroup
+	kicks := make([]chan struct{}, len(e.cfg.Publishers))
+	for i := range e.cfg.Publishers {
+		kicks[i] = make(chan struct{}, 1)
+		senders.Add(1)
+		go func(i int) {
+			defer senders.Done()
+			e.deliverLoop(ctx, e.cfg.Publishers[i].ID, kicks[i])
+		}(i)
+	}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			senders.Wait()
+			return
+		case <-t.C:
+		case <-e.wake:
+		}
+		e.mu.Lock()
+		e.advanceOperationsLocked()
+		e.mu.Unlock()
+		for _, k := range kicks {
+			select {
+			case k <- struct{}{}:
+			default:
+			}
+		}
+	}
+}

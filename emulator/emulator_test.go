@@ -1,0 +1,351 @@
+package emulator_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"saasengine/emulator"
+	"saasengine/emulator/emulatortest"
+	"saasengine/entra"
+	"saasengine/marketplace"
+)
+
+// receiver is a publisher webhook endpoint that validates each call as production does and answers with
+// a status the test chooses.
+type receiver struct {
+	t      *testing.T
+	srv    *httptest.Server
+	valid  *entra.Validator
+	mu     sync.Mutex
+	events []marketplace.WebhookEvent
+	answer func(marketplace.WebhookEvent) int
+}
+
+func newReceiver(t *testing.T, env *emulatortest.Env) *receiver {
+	rc := &receiver{t: t, answer: func(marketplace.WebhookEvent) int { return http.StatusOK }}
+	v, err := entra.NewValidator(entra.Config{Authority: env.Emulator.Authority(), TenantID: emulator.DemoTenantID, Audience: emulator.DemoAppID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.valid = v
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := rc.valid.Validate(r.Context(), r.Header.Get("Authorization")); err != nil {
+			t.Errorf("webhook token does not validate against the emulator's JWKS: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var ev marketplace.WebhookEvent
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		rc.mu.Lock()
+		rc.events = append(rc.events, ev)
+		answer := rc.answer
+		rc.mu.Unlock()
+		w.WriteHeader(answer(ev))
+	}))
+	t.Cleanup(rc.srv.Close)
+	env.Emulator.SetWebhookURL("", rc.srv.URL)
+	return rc
+}
+
+func (rc *receiver) received() []marketplace.WebhookEvent {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]marketplace.WebhookEvent(nil), rc.events...)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func activated(t *testing.T, env *emulatortest.Env, plan string, qty int64) string {
+	t.Helper()
+	p := env.Purchase(t, plan, qty)
+	if err := env.Client.Activate(context.Background(), p.SubscriptionID, marketplace.SubscriberPlan{PlanID: plan, Quantity: marketplace.Quantity(qty)}); err != nil {
+		t.Fatal(err)
+	}
+	return p.SubscriptionID
+}
+
+func TestWebhooksAreSignedAndFollowMicrosoftsRules(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	rc := newReceiver(t, env)
+	id := activated(t, env, "team", 10)
+
+	// Accepted by a 2xx answer: succeeds on its own after the window.
+	op, err := env.Emulator.CustomerChangeQuantity(id, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ChangeQuantity webhook", func() bool { return len(rc.received()) == 1 })
+	ev := rc.received()[0]
+	if ev.ID != op.ID || ev.Action != marketplace.ActionChangeQuantity || ev.Status != marketplace.OperationInProgress || ev.Quantity != 15 || ev.Subscription.Quantity != 10 || ev.OperationRequestSource != marketplace.SourceAzure {
+		t.Fatalf("payload %+v (subscription %+v)", ev, ev.Subscription)
+	}
+	eventually(t, "auto-accept", func() bool { s, _ := env.Emulator.Subscription(id); return s.Quantity == 15 })
+
+	// Rejected by a 4xx answer: the operation fails, nothing changes.
+	rc.answer = func(marketplace.WebhookEvent) int { return http.StatusBadRequest }
+	op, _ = env.Emulator.CustomerChangePlan(id, "enterprise")
+	eventually(t, "rejected change", func() bool {
+		o, _ := env.Client.GetOperation(context.Background(), id, op.ID)
+		return o != nil && o.Status == marketplace.OperationFailed
+	})
+	if s, _ := env.Emulator.Subscription(id); s.PlanID != "team" {
+		t.Fatalf("rejected plan change applied: %s", s.PlanID)
+	}
+
+	// A 500 answer to a notify-only event is redelivered until it is accepted.
+	var calls int
+	rc.answer = func(marketplace.WebhookEvent) int {
+		calls++
+		if calls < 3 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	}
+	if _, err := env.Emulator.Suspend(id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "redelivered Suspend", func() bool {
+		for _, d := range env.Emulator.Deliveries() {
+			if d.Event.Action == marketplace.ActionSuspend && d.State == emulator.DeliveryDelivered && d.Attempts == 3 {
+				return true
+			}
+		}
+		return false
+	})
+	rc.answer = func(marketplace.WebhookEvent) int { return http.StatusOK }
+
+	// Reinstate waits for the publisher, then succeeds after the window.
+	if _, err := env.Emulator.Reinstate(id); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := env.Emulator.Subscription(id); s.Status != marketplace.StatusSuspended {
+		t.Fatalf("reinstated before the publisher answered: %s", s.Status)
+	}
+	eventually(t, "reinstated", func() bool { s, _ := env.Emulator.Subscription(id); return s.Status == marketplace.StatusSubscribed })
+
+	// A publisher DELETE ends in an Unsubscribe webhook from the Partner side.
+	if _, err := env.Client.DeleteSubscription(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Unsubscribe webhook", func() bool {
+		evs := rc.received()
+		last := evs[len(evs)-1]
+		return last.Action == marketplace.ActionUnsubscribe && last.OperationRequestSource == marketplace.SourcePartner && last.Subscription.Status == marketplace.StatusUnsubscribed
+	})
+}
+
+func TestWebhookFaults(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	rc := newReceiver(t, env)
+	id := activated(t, env, "basic", 0)
+	must := func(f emulator.Fault) {
+		if err := env.Emulator.AddFault(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Dropped: never sent, and the customer's change stays outstanding for reconciliation to find.
+	must(emulator.Fault{Webhook: emulator.WebhookDrop, Action: "ChangePlan", Count: 1})
+	op, _ := env.Emulator.CustomerChangePlan(id, "metered")
+	time.Sleep(1500 * time.Millisecond)
+	if len(rc.received()) != 0 {
+		t.Fatalf("dropped webhook arrived")
+	}
+	ops, _ := env.Client.ListOperations(context.Background(), id)
+	if len(ops) != 1 || ops[0].ID != op.ID {
+		t.Fatalf("outstanding after a dropped webhook: %+v", ops)
+	}
+	if err := env.Client.UpdateOperation(context.Background(), id, op.ID, marketplace.OperationUpdate{Status: marketplace.UpdateSuccess}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Duplicated: the same operation arrives twice.
+	must(emulator.Fault{Webhook: emulator.WebhookDuplicate, Action: "Suspend", Count: 1})
+	suspend, _ := env.Emulator.Suspend(id)
+	eventually(t, "duplicate", func() bool { return len(rc.received()) == 2 })
+	if evs := rc.received(); evs[0].ID != suspend.ID || evs[1].ID != suspend.ID {
+		t.Fatalf("duplicates: %+v", evs)
+	}
+
+	// Reordered: the Reinstate's operation is decided, then a held Renew-less pair: Reinstate held, a
+	// later Unsubscribe overtakes it.
+	must(emulator.Fault{Webhook: emulator.WebhookReorder, Action: "Reinstate", Count: 1})
+	reinstate, _ := env.Emulator.Reinstate(id)
+	if err := env.Client.UpdateOperation(context.Background(), id, reinstate.ID, marketplace.OperationUpdate{Status: marketplace.UpdateSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	unsub, err := env.Emulator.Unsubscribe(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both deliveries", func() bool { return len(rc.received()) == 4 })
+	evs := rc.received()
+	if evs[2].ID != unsub.ID || evs[3].ID != reinstate.ID {
+		t.Fatalf("want Unsubscribe before the held Reinstate, got %s then %s", evs[2].Action, evs[3].Action)
+	}
+}
+
+func TestOperationOutcomeFaults(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	id := activated(t, env, "team", 10)
+	ctx := context.Background()
+	for _, outcome := range []marketplace.OperationStatus{marketplace.OperationFailed, marketplace.OperationConflict} {
+		if err := env.Emulator.AddFault(emulator.Fault{Outcome: outcome, Action: "ChangeQuantity", Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+		opID, err := env.Client.ChangeQuantity(ctx, id, 11)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, string(outcome), func() bool {
+			o, _ := env.Client.GetOperation(ctx, id, opID)
+			return o.Status == outcome
+		})
+		if s, _ := env.Emulator.Subscription(id); s.Quantity != 10 {
+			t.Fatalf("%s operation applied its change", outcome)
+		}
+	}
+}
+
+func TestStateSurvivesRestart(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	var id, token string
+	var keys string
+	{
+		env := emulatortest.Start(t, emulatortest.Options{StateFile: state})
+		id = activated(t, env, "team", 7)
+		p, err := env.Emulator.NewToken(id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token = p.Token
+		keys = get(t, env.Server.URL+"/"+emulator.DemoTenantID+"/discovery/v2.0/keys")
+		env.Server.Close()
+		if err := env.Emulator.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := emulatortest.Start(t, emulatortest.Options{StateFile: state})
+	res, err := env.Client.Resolve(context.Background(), token)
+	if err != nil || res.ID != id || res.Subscription.Status != marketplace.StatusSubscribed || res.Quantity != 7 {
+		t.Fatalf("after restart: %+v %v", res, err)
+	}
+	if again := get(t, env.Server.URL+"/"+emulator.DemoTenantID+"/discovery/v2.0/keys"); again != keys {
+		t.Fatalf("signing key changed across restart")
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestBadInputGetsMicrosoftsErrorShapes(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	tok, _ := env.Tokens.Token(context.Background())
+	id := activated(t, env, "team", 10)
+	base := env.Server.URL
+	cases := []struct {
+		name, method, path, body string
+		auth                     bool
+		status                   int
+		code                     string
+	}{
+		{"no api-version", "GET", "/api/saas/subscriptions/" + id, "", true, 400, "ApiVersionUnspecified"},
+		{"old mock api-version", "GET", "/api/saas/subscriptions/" + id + "?api-version=2018-09-15", "", true, 400, "UnsupportedApiVersion"},
+		{"no token", "GET", "/api/saas/subscriptions/" + id + "?api-version=2018-08-31", "", false, 403, "Forbidden"},
+		{"resolve without token header", "POST", "/api/saas/subscriptions/resolve?api-version=2018-08-31", "", true, 400, "BadArgument"},
+		{"patch both fields", "PATCH", "/api/saas/subscriptions/" + id + "?api-version=2018-08-31", `{"planId":"enterprise","quantity":60}`, true, 400, "BadArgument"},
+		{"patch garbage", "PATCH", "/api/saas/subscriptions/" + id + "?api-version=2018-08-31", `{"planId":`, true, 400, "BadArgument"},
+		{"patch operation bad status", "PATCH", "/api/saas/subscriptions/" + id + "/operations/x?api-version=2018-08-31", `{"status":"Maybe"}`, true, 400, "BadArgument"},
+		{"unknown path", "GET", "/api/saas/nothing?api-version=2018-08-31", "", true, 404, "NotFound"},
+		{"bad continuation token", "GET", "/api/saas/subscriptions/?api-version=2018-08-31&continuationToken=bm90LWpzb24%3D", "", true, 400, "BadArgument"},
+		{"control: unknown offer", "POST", "/control/purchases", `{"offerId":"nope","planId":"x"}`, false, 400, "BadArgument"},
+		{"control: quantity out of range", "POST", "/control/purchases", `{"offerId":"contoso-analytics","planId":"team","quantity":1}`, false, 400, "BadArgument"},
+		{"control: unknown subscription", "POST", "/control/subscriptions/nope/suspend", ``, false, 404, "EntityNotFound"},
+		{"control: bad fault", "POST", "/control/faults", `{"endpoint":"Resolve","status":200}`, false, 400, "BadArgument"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
+			if tc.auth {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("body is not JSON: %v", err)
+			}
+			if resp.StatusCode != tc.status || body.Error.Code != tc.code || body.Error.Message == "" {
+				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, body, tc.status, tc.code)
+			}
+		})
+	}
+}
+
+func TestControlAPIAndStorefrontOverHTTP(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	env.Emulator.SetLandingURL("", "https://isv.example/landing")
+	resp, err := http.Post(env.Server.URL+"/control/purchases", "application/json", strings.NewReader(`{"offerId":"contoso-analytics","planId":"team","quantity":12,"beneficiary":{"emailId":"ada@fabrikam.example"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p emulator.Purchase
+	_ = json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || !strings.HasPrefix(p.LandingURL, "https://isv.example/landing?token=") || p.Subscription.Quantity != 12 || p.Subscription.Beneficiary.EmailID != "ada@fabrikam.example" {
+		t.Fatalf("purchase: %d %+v", resp.StatusCode, p)
+	}
+	// The landing URL carries the token percent-encoded, as Microsoft's does.
+	if !strings.Contains(p.LandingURL, "%2B") && !strings.Contains(p.LandingURL, "%2F") {
+		t.Fatalf("landing URL does not encode the token: %s", p.LandingURL)
+	}
+	page := get(t, env.Server.URL+"/")
+	if !strings.Contains(page, p.SubscriptionID) || !strings.Contains(page, "PendingFulfillmentStart") {
+		t.Fatalf("storefront does not show the purchase")
+	}
+	var state emulator.Snapshot
+	if err := json.Unmarshal([]byte(get(t, env.Server.URL+"/control/state")), &state); err != nil || len(state.Subscriptions) != 1 {
+		t.Fatalf("state: %+v %v", state, err)
+	}
+	resp, err = http.Post(env.Server.URL+"/control/clock", "application/json", strings.NewReader(`{"advance":"25h"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("clock: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if _, err := env.Client.Resolve(context.Background(), p.Token); marketplace.StatusCode(err) != 400 {
+		t.Fatalf("token still resolves 25 h later: %v", err)
+	}
+}

@@ -1,0 +1,105 @@
+// Package emulatortest starts a Marketplace emulator on a real loopback HTTP server for tests, with a
+// marketplace.Client for its demo publisher and, optionally, every exchange checked against Microsoft's
+// OpenAPI files on both sides.
+package emulatortest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"saasengine/emulator"
+	"saasengine/internal/apispec"
+	"saasengine/marketplace"
+)
+
+// TokenSecret is the HS256 secret of the demo publisher's development tokens in tests.
+const TokenSecret = "emulatortest-secret"
+
+// Env is a running emulator and a client of its demo publisher.
+type Env struct {
+	Emulator *emulator.Emulator
+	Server   *httptest.Server
+	Client   *marketplace.Client
+	Tokens   *marketplace.DevTokenSource
+	// Conformance holds the OpenAPI checks of the client's requests and the emulator's responses when
+	// Options.CheckConformance was set.
+	Conformance *apispec.Recorder
+}
+
+// Options adjust the emulator under test.
+type Options struct {
+	// Configure edits the demo configuration (timings, webhook URL, more publishers).
+	Configure func(*emulator.Config)
+	// StateFile keeps state across Start calls in one test.
+	StateFile        string
+	CheckConformance bool
+}
+
+// Start runs an emulator until the test ends. Its demo publisher verifies the client's tokens with
+// TokenSecret, and operations and auto-accept are quick (100 ms, 1 s) so tests stay fast.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	cfg := emulator.DemoConfig()
+	cfg.Publishers[0].TokenSecret = TokenSecret
+	cfg.OperationDelay = emulator.Duration(100 * time.Millisecond)
+	cfg.AutoAcceptAfter = emulator.Duration(time.Second)
+	cfg.RedeliveryBase = emulator.Duration(50 * time.Millisecond)
+	cfg.RedeliveryMax = emulator.Duration(time.Second)
+	cfg.ReorderHold = emulator.Duration(500 * time.Millisecond)
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	emu, err := emulator.New(emulator.Options{Config: cfg, StateFile: opts.StateFile})
+	if err != nil {
+		t.Fatalf("emulator: %v", err)
+	}
+	env := &Env{Emulator: emu}
+	var handler http.Handler = emu
+	transport := http.DefaultTransport
+	if opts.CheckConformance {
+		spec, err := apispec.Default()
+		if err != nil {
+			t.Fatalf("openapi: %v", err)
+		}
+		env.Conformance = apispec.NewRecorder(spec)
+		handler = env.Conformance.Middleware(emu)
+		transport = env.Conformance.Transport(transport)
+	}
+	env.Server = httptest.NewServer(handler)
+	emu.SetPublicURL(env.Server.URL)
+	t.Cleanup(func() {
+		env.Server.Close()
+		if err := emu.Close(); err != nil {
+			t.Errorf("closing emulator: %v", err)
+		}
+	})
+	env.Tokens = &marketplace.DevTokenSource{TenantID: cfg.Publishers[0].TenantID, ClientID: cfg.Publishers[0].AppID, Secret: []byte(cfg.Publishers[0].TokenSecret)}
+	env.Client, err = marketplace.NewClient(emu.APIBaseURL(), env.Tokens, marketplace.WithHTTPClient(&http.Client{Transport: transport, Timeout: 10 * time.Second}))
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return env
+}
+
+// Purchase buys a plan of the demo offer and fails the test on error.
+func (e *Env) Purchase(t testing.TB, planID string, quantity int64) emulator.Purchase {
+	t.Helper()
+	p, err := e.Emulator.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: planID, Quantity: quantity})
+	if err != nil {
+		t.Fatalf("purchase %s: %v", planID, err)
+	}
+	return p
+}
+
+// AssertConformance fails the test if any exchange broke the OpenAPI contract.
+func (e *Env) AssertConformance(t testing.TB) {
+	t.Helper()
+	if e.Conformance == nil {
+		return
+	}
+	for _, v := range e.Conformance.Violations() {
+		t.Errorf("OpenAPI violation: %v", v)
+	}
+}

@@ -1,0 +1,119 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"saasengine/marketplace"
+)
+
+// store is the emulator's whole state. It is what the control API returns and what the state file holds.
+type store struct {
+	Subscriptions map[string]*subscription `json:"subscriptions"`
+	// Seq orders subscriptions by creation, for stable paging.
+	Seq        int64                  `json:"seq"`
+	Operations map[string]*operation  `json:"operations"`
+	Tokens     map[string]*tokenGrant `json:"tokens"`
+	Usage      []*usageRecord         `json:"usage"`
+	Deliveries []*delivery            `json:"deliveries"`
+	// SigningKeyPEM keeps the webhook signing key across restarts, so tokens issued before a restart
+	// still verify against the published JWKS.
+	SigningKeyPEM string `json:"signingKeyPem"`
+	// ClockOffset is how far the control API has moved the emulated clock ahead of real time.
+	ClockOffset time.Duration `json:"clockOffset"`
+}
+
+type subscription struct {
+	Sub            marketplace.Subscription `json:"subscription"`
+	Publisher      string                   `json:"publisher"`
+	Seq            int64                    `json:"seq"`
+	PrivateOfferID string                   `json:"privateOfferId,omitempty"`
+	ActivatedAt    time.Time                `json:"activatedAt,omitzero"`
+	UnsubscribedAt time.Time                `json:"unsubscribedAt,omitzero"`
+}
+
+type operation struct {
+	Op marketplace.Operation `json:"operation"`
+	// CompleteAt is when a publisher-initiated operation finishes.
+	CompleteAt time.Time `json:"completeAt,omitzero"`
+	// AcceptAt is when a customer-initiated change (or Reinstate) succeeds on its own, once the
+	// publisher's webhook answered 2xx without deciding.
+	AcceptAt time.Time `json:"acceptAt,omitzero"`
+	// Outcome forces the terminal status of a publisher-initiated operation (fault injection).
+	Outcome marketplace.OperationStatus `json:"outcome,omitempty"`
+}
+
+type tokenGrant struct {
+	SubscriptionID string    `json:"subscriptionId"`
+	Expires        time.Time `json:"expires"`
+}
+
+type usageRecord struct {
+	Result    marketplace.UsageEventResult `json:"result"`
+	Publisher string                       `json:"publisher"`
+	OfferID   string                       `json:"offerId"`
+}
+
+func newStore() *store {
+	return &store{
+		Subscriptions: map[string]*subscription{},
+		Operations:    map[string]*operation{},
+		Tokens:        map[string]*tokenGrant{},
+	}
+}
+
+func loadStore(path string) (*store, error) {
+	s := newStore()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("emulator state: %w", err)
+	}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("emulator state %s: %w", path, err)
+	}
+	if s.Subscriptions == nil {
+		s.Subscriptions = map[string]*subscription{}
+	}
+	if s.Operations == nil {
+		s.Operations = map[string]*operation{}
+	}
+	if s.Tokens == nil {
+		s.Tokens = map[string]*tokenGrant{}
+	}
+	return s, nil
+}
+
+// save writes the state atomically: a crash mid-write leaves the previous file intact.
+func (s *store) save(path string) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("emulator state: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("emulator state: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("emulator state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("emulator state: %w", err)
+	}
+	return nil
+}
+
+// outstanding is the operation of a subscription that still waits for a decision or completion.
+func (s *store) outstanding(subscriptionID string) *operation {
+	for _, op := range s.Operations {
+		if op.Op.SubscriptionID == subscriptionID && !op.Op.Status.Terminal() {
+			return op
+		}
+	}
+	return nil
+}
