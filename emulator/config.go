@@ -55,15 +55,15 @@ type Offer struct {
 
 // Plan is one plan of an offer, as List available plans describes it.
 type Plan struct {
-	ID             string  `json:"id"`
-	DisplayName    string  `json:"displayName,omitempty"`
-	Description    string  `json:"description,omitempty"`
-	IsPricePerSeat bool    `json:"isPricePerSeat,omitempty"`
-	MinQuantity    int64   `json:"minQuantity,omitempty"`
-	MaxQuantity    int64   `json:"maxQuantity,omitempty"`
-	HasFreeTrials  bool    `json:"hasFreeTrials,omitempty"`
-	IsPrivate      bool    `json:"isPrivate,omitempty"`
-	IsStopSell     bool    `json:"isStopSell,omitempty"`
+	ID             string `json:"id"`
+	DisplayName    string `json:"displayName,omitempty"`
+	Description    string `json:"description,omitempty"`
+	IsPricePerSeat bool   `json:"isPricePerSeat,omitempty"`
+	MinQuantity    int64  `json:"minQuantity,omitempty"`
+	MaxQuantity    int64  `json:"maxQuantity,omitempty"`
+	HasFreeTrials  bool   `json:"hasFreeTrials,omitempty"`
+	IsPrivate      bool   `json:"isPrivate,omitempty"`
+	IsStopSell     bool   `json:"isStopSell,omitempty"`
 	// Audience lists the buyer tenants that may see a private plan.
 	Audience   []string    `json:"audience,omitempty"`
 	TermUnit   string      `json:"termUnit,omitempty"`
