@@ -1,0 +1,131 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	promclient "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	tlog "go.temporal.io/sdk/log"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+	"go.uber.org/zap/zapcore"
+
+	"saasengine/marketplace"
+)
+
+// NewLogger builds the process logger.
+func NewLogger(o Observability) (*zap.Logger, error) {
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL %q: %w", o.LogLevel, err)
+	}
+	cfg := zap.NewProductionConfig()
+	if o.LogFormat == "console" {
+		cfg = zap.NewDevelopmentConfig()
+	}
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	return cfg.Build()
+}
+
+// TemporalLogger adapts zap for the Temporal SDK, so SDK and engine logs share one format.
+func TemporalLogger(l *zap.Logger) tlog.Logger {
+	return tlog.NewStructuredLogger(slog.New(zapslog.NewHandler(l.Core(), zapslog.WithName("temporal"))))
+}
+
+// Metrics is a Prometheus registry fed by the Temporal SDK's metrics (and whatever else registers).
+type Metrics struct {
+	Registry *promclient.Registry
+	// Handler is the SDK's metrics handler, for client.Options.MetricsHandler.
+	Handler client.MetricsHandler
+}
+
+// NewMetrics wires the SDK's OpenTelemetry metrics into a Prometheus registry.
+func NewMetrics() (*Metrics, error) {
+	reg := promclient.NewRegistry()
+	reg.MustRegister(promclient.NewGoCollector(), promclient.NewProcessCollector(promclient.ProcessCollectorOpts{}))
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	h := temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
+		Meter: provider.Meter("temporal-sdk-go"),
+		// A metric that cannot be recorded must not take the worker down.
+		OnError: func(error) {},
+	})
+	return &Metrics{Registry: reg, Handler: h}, nil
+}
+
+// HTTPHandler serves the registry in Prometheus' text format.
+func (m *Metrics) HTTPHandler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// Dial connects to Temporal with the configured TLS or API key, using logger and metrics (either may be nil).
+func Dial(ctx context.Context, t Temporal, logger *zap.Logger, metrics *Metrics) (client.Client, error) {
+	tlsCfg, err := t.TLS()
+	if err != nil {
+		return nil, err
+	}
+	opts := client.Options{
+		HostPort:          t.Address,
+		Namespace:         t.Namespace,
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
+	}
+	if t.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(t.APIKey)
+	}
+	if logger != nil {
+		opts.Logger = TemporalLogger(logger)
+	}
+	if metrics != nil {
+		opts.MetricsHandler = metrics.Handler
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("temporal at %s (namespace %s): %w", t.Address, t.Namespace, err)
+	}
+	return c, nil
+}
+
+// TokenSource builds the Marketplace credentials: MSAL with a secret or certificate, or a development
+// token source for an emulator.
+func (m Marketplace) TokenSource() (marketplace.TokenSource, error) {
+	if m.TenantID == "" || m.ClientID == "" {
+		return nil, errors.New("MARKETPLACE_TENANT_ID and MARKETPLACE_CLIENT_ID are required")
+	}
+	set := 0
+	for _, v := range []string{m.ClientSecret, m.CertFile, m.DevTokenSecret} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, errors.New("set exactly one of MARKETPLACE_CLIENT_SECRET, MARKETPLACE_CERT_FILE or MARKETPLACE_DEV_TOKEN_SECRET")
+	}
+	if m.DevTokenSecret != "" {
+		if strings.HasPrefix(m.BaseURL, marketplace.DefaultBaseURL) {
+			return nil, errors.New("MARKETPLACE_DEV_TOKEN_SECRET only works against an emulator, not Microsoft's API")
+		}
+		return &marketplace.DevTokenSource{TenantID: m.TenantID, ClientID: m.ClientID, Secret: []byte(m.DevTokenSecret)}, nil
+	}
+	cfg := marketplace.MSALConfig{Authority: m.EntraAuthority, TenantID: m.TenantID, ClientID: m.ClientID, ClientSecret: m.ClientSecret}
+	if m.CertFile != "" {
+		pem, err := os.ReadFile(m.CertFile)
+		if err != nil {
+			return nil, fmt.Errorf("MARKETPLACE_CERT_FILE: %w", err)
+		}
+		cfg.CertificatePEM = pem
+	}
+	return marketplace.NewMSALTokenSource(cfg)
+}

@@ -1,0 +1,247 @@
+// Package config reads the engine's settings from environment variables, the same ones for every binary
+// (worker, webhook server, starter CLI, the all-in-one dev command), and turns them into a Temporal
+// client, a Marketplace token source, a logger and a metrics endpoint.
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Getenv looks a variable up; os.Getenv in binaries, a map in tests.
+type Getenv func(string) string
+
+func (g Getenv) str(name, def string) string {
+	if v := strings.TrimSpace(g(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (g Getenv) duration(name string, def time.Duration) (time.Duration, error) {
+	v := g.str(name, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return d, nil
+}
+
+func (g Getenv) boolean(name string) (bool, error) {
+	v := g.str(name, "")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s: want true or false, got %q", name, v)
+	}
+	return b, nil
+}
+
+// Temporal says which Temporal deployment to use and how to authenticate to it.
+type Temporal struct {
+	Address   string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
+	Namespace string // TEMPORAL_NAMESPACE, default "default"
+	TaskQueue string // TEMPORAL_TASK_QUEUE, default "saas-subscriptions"
+	// mTLS (self-hosted with TLS, or Temporal Cloud with certificates).
+	TLSCertFile   string // TEMPORAL_TLS_CERT
+	TLSKeyFile    string // TEMPORAL_TLS_KEY
+	TLSCAFile     string // TEMPORAL_TLS_CA
+	TLSServerName string // TEMPORAL_TLS_SERVER_NAME
+	// APIKey authenticates to Temporal Cloud instead of certificates (TLS is then implied).
+	APIKey string // TEMPORAL_API_KEY
+}
+
+// TemporalFromEnv reads the TEMPORAL_* variables.
+func TemporalFromEnv(g Getenv) Temporal {
+	return Temporal{
+		Address:       g.str("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		Namespace:     g.str("TEMPORAL_NAMESPACE", "default"),
+		TaskQueue:     g.str("TEMPORAL_TASK_QUEUE", "saas-subscriptions"),
+		TLSCertFile:   g.str("TEMPORAL_TLS_CERT", ""),
+		TLSKeyFile:    g.str("TEMPORAL_TLS_KEY", ""),
+		TLSCAFile:     g.str("TEMPORAL_TLS_CA", ""),
+		TLSServerName: g.str("TEMPORAL_TLS_SERVER_NAME", ""),
+		APIKey:        g.str("TEMPORAL_API_KEY", ""),
+	}
+}
+
+// TLS builds the client TLS configuration, or nil for a plaintext connection.
+func (t Temporal) TLS() (*tls.Config, error) {
+	if t.TLSCertFile == "" && t.TLSKeyFile == "" && t.TLSCAFile == "" && t.APIKey == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
+	if (t.TLSCertFile == "") != (t.TLSKeyFile == "") {
+		return nil, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together")
+	}
+	if t.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.TLSCertFile, t.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("temporal client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if t.TLSCAFile != "" {
+		pem, err := os.ReadFile(t.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA %s holds no PEM certificate", t.TLSCAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// Marketplace says where the Marketplace APIs are and which credentials call them.
+type Marketplace struct {
+	BaseURL  string // MARKETPLACE_BASE_URL, default Microsoft's
+	TenantID string // MARKETPLACE_TENANT_ID: the tenant of the app in Partner Center's Technical configuration
+	ClientID string // MARKETPLACE_CLIENT_ID: that app's ID
+	// One of: a client secret, a certificate (PEM with certificate and key), or, against an emulator only,
+	// a development signing secret.
+	ClientSecret   string // MARKETPLACE_CLIENT_SECRET
+	CertFile       string // MARKETPLACE_CERT_FILE
+	DevTokenSecret string // MARKETPLACE_DEV_TOKEN_SECRET
+	// EntraAuthority is the Entra host, for sovereign clouds or an emulator (MARKETPLACE_ENTRA_AUTHORITY).
+	EntraAuthority string
+}
+
+// MarketplaceFromEnv reads the MARKETPLACE_* variables.
+func MarketplaceFromEnv(g Getenv) Marketplace {
+	return Marketplace{
+		BaseURL:        g.str("MARKETPLACE_BASE_URL", "https://marketplaceapi.microsoft.com/api"),
+		TenantID:       g.str("MARKETPLACE_TENANT_ID", ""),
+		ClientID:       g.str("MARKETPLACE_CLIENT_ID", ""),
+		ClientSecret:   g.str("MARKETPLACE_CLIENT_SECRET", ""),
+		CertFile:       g.str("MARKETPLACE_CERT_FILE", ""),
+		DevTokenSecret: g.str("MARKETPLACE_DEV_TOKEN_SECRET", ""),
+		EntraAuthority: g.str("MARKETPLACE_ENTRA_AUTHORITY", ""),
+	}
+}
+
+// Provisioning says how the engine reaches the ISV's own service.
+type Provisioning struct {
+	Mode string // PROVISIONING_MODE: "demo" (default) or "http"
+	// HTTP callback.
+	URL     string        // PROVISIONING_URL
+	Secret  string        // PROVISIONING_SECRET: HMAC key of the callback's signature
+	Timeout time.Duration // PROVISIONING_TIMEOUT, default 10s
+	// Demo provisioner.
+	DemoFile        string // PROVISIONING_DEMO_FILE, default data/tenants.json
+	DemoMaxQuantity int64  // PROVISIONING_DEMO_MAX_QUANTITY: reject seat changes above it (0: no limit)
+}
+
+// ProvisioningFromEnv reads the PROVISIONING_* variables.
+func ProvisioningFromEnv(g Getenv) (Provisioning, error) {
+	p := Provisioning{
+		Mode:     g.str("PROVISIONING_MODE", "demo"),
+		URL:      g.str("PROVISIONING_URL", ""),
+		Secret:   g.str("PROVISIONING_SECRET", ""),
+		DemoFile: g.str("PROVISIONING_DEMO_FILE", "data/tenants.json"),
+	}
+	var err error
+	if p.Timeout, err = g.duration("PROVISIONING_TIMEOUT", 10*time.Second); err != nil {
+		return p, err
+	}
+	if v := g.str("PROVISIONING_DEMO_MAX_QUANTITY", ""); v != "" {
+		if p.DemoMaxQuantity, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return p, fmt.Errorf("PROVISIONING_DEMO_MAX_QUANTITY: %w", err)
+		}
+	}
+	switch p.Mode {
+	case "demo":
+	case "http":
+		if p.URL == "" || p.Secret == "" {
+			return p, errors.New("PROVISIONING_MODE=http needs PROVISIONING_URL and PROVISIONING_SECRET")
+		}
+	default:
+		return p, fmt.Errorf("PROVISIONING_MODE %q: want demo or http", p.Mode)
+	}
+	return p, nil
+}
+
+// Webhook configures the HTTP server: webhook, landing page, admin API.
+type Webhook struct {
+	ListenAddr string // WEBHOOK_LISTEN_ADDR, default :8080
+	Path       string // WEBHOOK_PATH, default /webhook
+	// Auth is "entra" (default) or "none"; "none" is refused unless WEBHOOK_INSECURE_NO_AUTH=true too.
+	Auth            string // WEBHOOK_AUTH
+	InsecureNoAuth  bool   // WEBHOOK_INSECURE_NO_AUTH
+	EntraAuthority  string // WEBHOOK_ENTRA_AUTHORITY: Entra host, or the emulator's URL in development
+	TenantID        string // WEBHOOK_TENANT_ID, default MARKETPLACE_TENANT_ID
+	AppID           string // WEBHOOK_APP_ID: the aud of Microsoft's tokens, default MARKETPLACE_CLIENT_ID
+	AdminToken      string // ADMIN_TOKEN: bearer token of the admin API; empty disables it
+	SessionKey      string // SESSION_KEY: signs landing-page CSRF tokens and status links; share it between replicas
+	DecisionWait    time.Duration
+	RequireApproval bool // REQUIRE_APPROVAL: activations wait for an operator's approval
+}
+
+// WebhookFromEnv reads the WEBHOOK_* and related variables.
+func WebhookFromEnv(g Getenv) (Webhook, error) {
+	w := Webhook{
+		ListenAddr:     g.str("WEBHOOK_LISTEN_ADDR", ":8080"),
+		Path:           g.str("WEBHOOK_PATH", "/webhook"),
+		Auth:           g.str("WEBHOOK_AUTH", "entra"),
+		EntraAuthority: g.str("WEBHOOK_ENTRA_AUTHORITY", ""),
+		TenantID:       g.str("WEBHOOK_TENANT_ID", g.str("MARKETPLACE_TENANT_ID", "")),
+		AppID:          g.str("WEBHOOK_APP_ID", g.str("MARKETPLACE_CLIENT_ID", "")),
+		AdminToken:     g.str("ADMIN_TOKEN", ""),
+		SessionKey:     g.str("SESSION_KEY", ""),
+	}
+	var err error
+	if w.InsecureNoAuth, err = g.boolean("WEBHOOK_INSECURE_NO_AUTH"); err != nil {
+		return w, err
+	}
+	if w.RequireApproval, err = g.boolean("REQUIRE_APPROVAL"); err != nil {
+		return w, err
+	}
+	if w.DecisionWait, err = g.duration("WEBHOOK_DECISION_WAIT", 5*time.Second); err != nil {
+		return w, err
+	}
+	if w.DecisionWait >= 10*time.Second {
+		return w, errors.New("WEBHOOK_DECISION_WAIT must stay below Microsoft's 10-second window")
+	}
+	switch w.Auth {
+	case "entra":
+		if w.TenantID == "" || w.AppID == "" {
+			return w, errors.New("WEBHOOK_AUTH=entra needs WEBHOOK_TENANT_ID and WEBHOOK_APP_ID (or MARKETPLACE_TENANT_ID and MARKETPLACE_CLIENT_ID)")
+		}
+	case "none":
+		if !w.InsecureNoAuth {
+			return w, errors.New("WEBHOOK_AUTH=none accepts forged webhooks; set WEBHOOK_INSECURE_NO_AUTH=true as well if you really mean it")
+		}
+	default:
+		return w, fmt.Errorf("WEBHOOK_AUTH %q: want entra or none", w.Auth)
+	}
+	return w, nil
+}
+
+// Observability configures logs and metrics.
+type Observability struct {
+	LogLevel    string // LOG_LEVEL: debug, info (default), warn, error
+	LogFormat   string // LOG_FORMAT: json (default) or console
+	MetricsAddr string // METRICS_ADDR: Prometheus endpoint of the worker, default :9090; "off" disables
+}
+
+// ObservabilityFromEnv reads LOG_* and METRICS_ADDR.
+func ObservabilityFromEnv(g Getenv) Observability {
+	return Observability{
+		LogLevel:    g.str("LOG_LEVEL", "info"),
+		LogFormat:   g.str("LOG_FORMAT", "json"),
+		MetricsAddr: g.str("METRICS_ADDR", ":9090"),
+	}
+}

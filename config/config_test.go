@@ -1,0 +1,71 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"saasengine/marketplace"
+)
+
+func env(m map[string]string) Getenv { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	tc := TemporalFromEnv(env(nil))
+	if tc.Address != "127.0.0.1:7233" || tc.Namespace != "default" || tc.TaskQueue != "saas-subscriptions" {
+		t.Fatalf("temporal defaults %+v", tc)
+	}
+	if tls, err := tc.TLS(); tls != nil || err != nil {
+		t.Fatalf("plaintext by default: %v %v", tls, err)
+	}
+	p, err := ProvisioningFromEnv(env(nil))
+	if err != nil || p.Mode != "demo" {
+		t.Fatalf("provisioning defaults %+v %v", p, err)
+	}
+}
+
+func TestAPIKeyImpliesTLS(t *testing.T) {
+	tc := TemporalFromEnv(env(map[string]string{"TEMPORAL_API_KEY": "k"}))
+	cfg, err := tc.TLS()
+	if err != nil || cfg == nil {
+		t.Fatalf("Temporal Cloud API keys need TLS: %v %v", cfg, err)
+	}
+	tc = TemporalFromEnv(env(map[string]string{"TEMPORAL_TLS_CERT": "c.pem"}))
+	if _, err := tc.TLS(); err == nil {
+		t.Fatal("a certificate without its key was accepted")
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	cases := []struct {
+		name string
+		vars map[string]string
+		run  func(Getenv) error
+		want string
+	}{
+		{"webhook auth off without the insecure flag", map[string]string{"WEBHOOK_AUTH": "none"}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "WEBHOOK_INSECURE_NO_AUTH"},
+		{"entra auth without tenant", map[string]string{}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "WEBHOOK_TENANT_ID"},
+		{"decision wait past Microsoft's window", map[string]string{"WEBHOOK_AUTH": "none", "WEBHOOK_INSECURE_NO_AUTH": "true", "WEBHOOK_DECISION_WAIT": "12s"}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "10-second"},
+		{"http provisioning without secret", map[string]string{"PROVISIONING_MODE": "http", "PROVISIONING_URL": "http://x"}, func(g Getenv) error { _, err := ProvisioningFromEnv(g); return err }, "PROVISIONING_SECRET"},
+		{"unknown provisioning mode", map[string]string{"PROVISIONING_MODE": "ftp"}, func(g Getenv) error { _, err := ProvisioningFromEnv(g); return err }, "want demo or http"},
+		{"two credentials", map[string]string{"MARKETPLACE_TENANT_ID": "t", "MARKETPLACE_CLIENT_ID": "c", "MARKETPLACE_CLIENT_SECRET": "s", "MARKETPLACE_DEV_TOKEN_SECRET": "d"}, func(g Getenv) error { _, err := MarketplaceFromEnv(g).TokenSource(); return err }, "exactly one"},
+		{"dev tokens against Microsoft", map[string]string{"MARKETPLACE_TENANT_ID": "t", "MARKETPLACE_CLIENT_ID": "c", "MARKETPLACE_DEV_TOKEN_SECRET": "d"}, func(g Getenv) error { _, err := MarketplaceFromEnv(g).TokenSource(); return err }, "emulator"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.run(env(c.vars))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error naming %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestDevTokenSourceForEmulator(t *testing.T) {
+	ts, err := MarketplaceFromEnv(env(map[string]string{"MARKETPLACE_BASE_URL": "http://127.0.0.1:3978/api", "MARKETPLACE_TENANT_ID": "t", "MARKETPLACE_CLIENT_ID": "c", "MARKETPLACE_DEV_TOKEN_SECRET": "d"})).TokenSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ts.(*marketplace.DevTokenSource); !ok {
+		t.Fatalf("got %T", ts)
+	}
+}
