@@ -17,9 +17,11 @@ import (
 	"go.uber.org/zap"
 
 	"saasengine/emulator"
+	"saasengine/internal/probe"
 )
 
 func main() {
+	probe.FromArgs(os.Args)
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "emulator:", err)
 		os.Exit(1)
@@ -40,6 +42,7 @@ func run() error {
 	publicURL := flag.String("public-url", env("EMULATOR_PUBLIC_URL", ""), "base URL others reach the emulator at; default http://<addr> (EMULATOR_PUBLIC_URL)")
 	webhookURL := flag.String("webhook-url", env("EMULATOR_WEBHOOK_URL", ""), "publisher webhook URL for every publisher without one (EMULATOR_WEBHOOK_URL)")
 	landingURL := flag.String("landing-url", env("EMULATOR_LANDING_URL", ""), "publisher landing page URL for every publisher without one (EMULATOR_LANDING_URL)")
+	tokenSecret := flag.String("token-secret", env("EMULATOR_TOKEN_SECRET", ""), "HS256 secret publishers' development tokens must be signed with, for publishers without one (EMULATOR_TOKEN_SECRET)")
 	flag.Parse()
 
 	log, err := zap.NewProduction()
@@ -57,6 +60,9 @@ func run() error {
 	for i := range cfg.Publishers {
 		if cfg.Publishers[i].WebhookURL == "" {
 			cfg.Publishers[i].WebhookURL = *webhookURL
+		}
+		if cfg.Publishers[i].TokenSecret == "" {
+			cfg.Publishers[i].TokenSecret = *tokenSecret
 		}
 		if cfg.Publishers[i].LandingURL == "" {
 			cfg.Publishers[i].LandingURL = *landingURL
