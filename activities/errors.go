@@ -1,0 +1,84 @@
+package activities
+
+import (
+	"errors"
+	"net/http"
+
+	"go.temporal.io/sdk/temporal"
+
+	"saasengine/marketplace"
+	"saasengine/provisioning"
+)
+
+// Error types of the application errors the activities return; the workflow tells failures apart by them.
+const (
+	// ErrMarketplaceRetryable is a throttled (429), failed (5xx) or unanswered call; Temporal retries it,
+	// after Retry-After when Microsoft sent one.
+	ErrMarketplaceRetryable = "MarketplaceRetryable"
+	// ErrMarketplaceUnauthorized is a 401: credentials are wrong or expired. Retried (a rotated secret may
+	// be reloaded) and logged loudly.
+	ErrMarketplaceUnauthorized = "MarketplaceUnauthorized"
+	ErrMarketplaceBadRequest   = "MarketplaceBadRequest"
+	ErrMarketplaceForbidden    = "MarketplaceForbidden"
+	ErrMarketplaceNotFound     = "MarketplaceNotFound"
+	ErrMarketplaceConflict     = "MarketplaceConflict"
+	// ErrMarketplaceRejected is any other 4xx.
+	ErrMarketplaceRejected = "MarketplaceRejected"
+	// ErrProvisioningRejected is a permanent refusal by the ISV's provisioning.
+	ErrProvisioningRejected = "ProvisioningRejected"
+)
+
+// MarketplaceFailure is the detail attached to Marketplace application errors.
+type MarketplaceFailure struct {
+	StatusCode int    `json:"statusCode"`
+	Code       string `json:"code,omitempty"`
+	Message    string `json:"message,omitempty"`
+}
+
+// MapError turns a Marketplace or provisioning failure into the application error Temporal should see:
+// retryable ones keep retrying (honouring Retry-After through NextRetryDelay), the others stop at once
+// and carry a type the workflow can switch on. Other errors pass through and are retried.
+func MapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if me, ok := marketplace.AsError(err); ok {
+		detail := MarketplaceFailure{StatusCode: me.StatusCode, Code: me.Code, Message: me.Message}
+		if me.Retryable {
+			opts := temporal.ApplicationErrorOptions{Details: []any{detail}}
+			if me.RetryAfter > 0 {
+				opts.NextRetryDelay = me.RetryAfter
+			}
+			return temporal.NewApplicationErrorWithOptions(me.Error(), ErrMarketplaceRetryable, opts)
+		}
+		typ := ErrMarketplaceRejected
+		switch me.StatusCode {
+		case http.StatusUnauthorized:
+			return temporal.NewApplicationErrorWithOptions(me.Error(), ErrMarketplaceUnauthorized, temporal.ApplicationErrorOptions{Details: []any{detail}})
+		case http.StatusBadRequest:
+			typ = ErrMarketplaceBadRequest
+		case http.StatusForbidden:
+			typ = ErrMarketplaceForbidden
+		case http.StatusNotFound:
+			typ = ErrMarketplaceNotFound
+		case http.StatusConflict:
+			typ = ErrMarketplaceConflict
+		}
+		return temporal.NewApplicationErrorWithOptions(me.Error(), typ, temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{detail}})
+	}
+	var pe *provisioning.PermanentError
+	if errors.As(err, &pe) {
+		return temporal.NewApplicationErrorWithOptions(pe.Error(), ErrProvisioningRejected, temporal.ApplicationErrorOptions{NonRetryable: true})
+	}
+	return err
+}
+
+// ErrorType returns the application error type found in err's chain (as the workflow sees an activity
+// failure), or "".
+func ErrorType(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Type()
+	}
+	return ""
+}

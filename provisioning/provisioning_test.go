@@ -1,0 +1,169 @@
+package provisioning
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"saasengine/marketplace"
+)
+
+func sub(id string) marketplace.Subscription {
+	return marketplace.Subscription{ID: id, OfferID: "offer", PlanID: "basic", Quantity: 5,
+		Beneficiary: marketplace.AADIdentifier{TenantID: "tenant-1", EmailID: "a@example.com"}}
+}
+
+func TestDemoIdempotentAndPersistent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tenants.json")
+	d, err := NewDemo(path)
+	require.NoError(t, err)
+
+	req := Request{SubscriptionID: "s1", OperationID: "activate", Subscription: sub("s1")}
+	require.NoError(t, d.Provision(ctx, req))
+	require.NoError(t, d.Provision(ctx, req))
+	assert.Equal(t, 1, d.Applied(req.Key()))
+	assert.Equal(t, 2, d.Calls(req.Key()))
+
+	ch := ChangeRequest{SubscriptionID: "s1", OperationID: "op1", Action: marketplace.ActionChangePlan, PlanID: "gold"}
+	require.NoError(t, d.ApplyChange(ctx, ch))
+	// A later change under the same key must not be applied again.
+	require.NoError(t, d.ApplyChange(ctx, ChangeRequest{SubscriptionID: "s1", OperationID: "op1", PlanID: "other"}))
+	tn, ok := d.Tenant("s1")
+	require.True(t, ok)
+	assert.Equal(t, "gold", tn.PlanID)
+	assert.Equal(t, int64(5), tn.Quantity)
+	assert.Equal(t, "tenant-1", tn.BeneficiaryTenantID)
+
+	susp := Request{SubscriptionID: "s1", OperationID: "op2"}
+	require.NoError(t, d.Suspend(ctx, susp))
+	tn, _ = d.Tenant("s1")
+	assert.Equal(t, TenantSuspended, tn.Status)
+	require.NoError(t, d.Reinstate(ctx, Request{SubscriptionID: "s1", OperationID: "op3"}))
+	// Replaying the suspend key does nothing.
+	require.NoError(t, d.Suspend(ctx, susp))
+	tn, _ = d.Tenant("s1")
+	assert.Equal(t, TenantActive, tn.Status)
+
+	// The file survives a restart, counts included.
+	d2, err := NewDemo(path)
+	require.NoError(t, err)
+	tn2, ok := d2.Tenant("s1")
+	require.True(t, ok)
+	assert.Equal(t, tn, tn2)
+	assert.Equal(t, 1, d2.Applied(susp.Key()))
+
+	require.NoError(t, d2.Deprovision(ctx, Request{SubscriptionID: "s1", OperationID: "op4"}))
+	tn2, _ = d2.Tenant("s1")
+	assert.Equal(t, TenantDeprovisioned, tn2.Status)
+	err = d2.Suspend(ctx, Request{SubscriptionID: "s1", OperationID: "op5"})
+	assert.True(t, IsPermanent(err), "suspend after deprovision: %v", err)
+	assert.Equal(t, 0, d2.Applied(IdempotencyKey("s1", "op5")))
+}
+
+func TestDemoUnknownTenant(t *testing.T) {
+	d, err := NewDemo(filepath.Join(t.TempDir(), "x", "tenants.json"))
+	require.NoError(t, err)
+	err = d.ApplyChange(context.Background(), ChangeRequest{SubscriptionID: "nope", OperationID: "o"})
+	assert.True(t, IsPermanent(err))
+	assert.NoError(t, d.Deprovision(context.Background(), Request{SubscriptionID: "nope", OperationID: "o"}))
+}
+
+func TestDemoDecideChange(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
+	require.NoError(t, err)
+	d.MaxQuantity = 10
+	d.RejectPlans = []string{"forbidden"}
+
+	dec, err := d.DecideChange(ctx, ChangeRequest{SubscriptionID: "s", OperationID: "1", Action: marketplace.ActionChangeQuantity, Quantity: 11})
+	require.NoError(t, err)
+	assert.False(t, dec.Accept)
+	assert.Contains(t, dec.Reason, "above the limit")
+
+	dec, err = d.DecideChange(ctx, ChangeRequest{SubscriptionID: "s", OperationID: "2", Action: marketplace.ActionChangeQuantity, Quantity: 10})
+	require.NoError(t, err)
+	assert.True(t, dec.Accept)
+
+	dec, err = d.DecideChange(ctx, ChangeRequest{SubscriptionID: "s", OperationID: "3", Action: marketplace.ActionChangePlan, PlanID: "forbidden"})
+	require.NoError(t, err)
+	assert.False(t, dec.Accept)
+
+	// A repeated key keeps its first decision even if the limits change.
+	d.MaxQuantity = 0
+	dec, err = d.DecideChange(ctx, ChangeRequest{SubscriptionID: "s", OperationID: "1", Action: marketplace.ActionChangeQuantity, Quantity: 11})
+	require.NoError(t, err)
+	assert.False(t, dec.Accept)
+	assert.Equal(t, 0, d.Applied(IdempotencyKey("s", "1")), "deciding changes nothing")
+}
+
+func TestHTTPCallback(t *testing.T) {
+	const secret = "s3cret"
+	var gotPath, gotKey string
+	var gotBody []byte
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotPath, gotKey = r.URL.Path, r.Header.Get(HeaderIdempotencyKey)
+		gotBody, _ = io.ReadAll(r.Body)
+		if !VerifySignature(secret, gotBody, r.Header.Get(HeaderSignature)) || r.Header.Get(HeaderTimestamp) == "" {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(status)
+		if r.URL.Path == "/isv/decide-change" {
+			_ = json.NewEncoder(w).Encode(Decision{Accept: false, Reason: "too many seats"})
+		}
+	}))
+	defer srv.Close()
+	h := &HTTP{BaseURL: srv.URL + "/isv/", Secret: secret}
+	ctx := context.Background()
+
+	require.NoError(t, h.Provision(ctx, Request{SubscriptionID: "s1", OperationID: "activate", Subscription: sub("s1")}))
+	assert.Equal(t, "/isv/provision", gotPath)
+	assert.Equal(t, "s1/activate", gotKey)
+	var r Request
+	require.NoError(t, json.Unmarshal(gotBody, &r))
+	assert.Equal(t, "basic", r.Subscription.PlanID)
+
+	dec, err := h.DecideChange(ctx, ChangeRequest{SubscriptionID: "s1", OperationID: "op", Action: marketplace.ActionChangeQuantity, Quantity: 99})
+	require.NoError(t, err)
+	assert.Equal(t, Decision{Accept: false, Reason: "too many seats"}, dec)
+
+	status = http.StatusConflict
+	err = h.Suspend(ctx, Request{SubscriptionID: "s1", OperationID: "x"})
+	require.Error(t, err)
+	assert.True(t, IsPermanent(err))
+
+	status = http.StatusServiceUnavailable
+	err = h.Reinstate(ctx, Request{SubscriptionID: "s1", OperationID: "y"})
+	require.Error(t, err)
+	assert.False(t, IsPermanent(err))
+
+	// A wrong secret is refused by the receiver (401 → permanent).
+	bad := &HTTP{BaseURL: srv.URL + "/isv", Secret: "wrong"}
+	err = bad.Deprovision(ctx, Request{SubscriptionID: "s1", OperationID: "z"})
+	assert.True(t, IsPermanent(err))
+
+	// Transport failure is retryable.
+	srv.Close()
+	err = h.ApplyChange(ctx, ChangeRequest{SubscriptionID: "s1", OperationID: "w"})
+	require.Error(t, err)
+	assert.False(t, IsPermanent(err))
+}
+
+func TestVerifySignature(t *testing.T) {
+	body := []byte(`{"a":1}`)
+	sig := Sign("k", body)
+	assert.True(t, VerifySignature("k", body, sig))
+	assert.False(t, VerifySignature("k2", body, sig))
+	assert.False(t, VerifySignature("k", []byte(`{"a":2}`), sig))
+	assert.False(t, VerifySignature("k", body, sig[len("sha256="):]))
+	assert.False(t, VerifySignature("k", body, "sha256=zz"))
+}

@@ -1,0 +1,380 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"saasengine/marketplace"
+)
+
+// This file is the workflow's pure state machine: plain Go, no Temporal, so it is unit-tested directly.
+// The workflow reads Microsoft (Get subscription, Get operation) and hands the fresh reads to these
+// methods, which say what the read means.
+
+// Phase is what the engine is doing, beside Microsoft's status.
+type Phase string
+
+// Phases.
+const (
+	PhaseNew                  Phase = "New"
+	PhaseAwaitingConfirmation Phase = "AwaitingConfirmation"
+	PhaseAwaitingApproval     Phase = "AwaitingApproval"
+	PhaseProvisioning         Phase = "Provisioning"
+	PhaseActivating           Phase = "Activating"
+	PhaseActivationFailed     Phase = "ActivationFailed"
+	PhaseIdle                 Phase = "Idle"
+	PhaseChanging             Phase = "Changing"
+	PhaseCancelling           Phase = "Cancelling"
+	PhaseDeprovisionFailed    Phase = "DeprovisionFailed"
+	PhaseDeprovisioned        Phase = "Deprovisioned"
+	// PhaseNotFound: Microsoft does not know the subscription; the workflow ends.
+	PhaseNotFound Phase = "NotFound"
+)
+
+// Bounds of the state's lists.
+const (
+	maxSeen  = 200
+	maxAudit = 100
+)
+
+// State is the workflow's full view of one subscription, returned by QueryState. E-mail addresses (in
+// Beneficiary and Purchaser) stay here: never in search attributes or logs.
+type State struct {
+	SubscriptionID string                         `json:"subscriptionId"`
+	Status         marketplace.SubscriptionStatus `json:"status,omitempty"`
+	Phase          Phase                          `json:"phase"`
+	OfferID        string                         `json:"offerId,omitempty"`
+	PlanID         string                         `json:"planId,omitempty"`
+	Quantity       int64                          `json:"quantity,omitempty"`
+	Term           marketplace.Term               `json:"term"`
+	AutoRenew      bool                           `json:"autoRenew"`
+	Beneficiary    marketplace.AADIdentifier      `json:"beneficiary"`
+	Purchaser      marketplace.AADIdentifier      `json:"purchaser"`
+	IsTest         bool                           `json:"isTest"`
+	IsFreeTrial    bool                           `json:"isFreeTrial"`
+
+	// Provisioned is true once the ISV's tenant exists; TenantSuspended while it is suspended.
+	Provisioned     bool `json:"provisioned"`
+	TenantSuspended bool `json:"tenantSuspended"`
+	Confirmed       bool `json:"confirmed"`
+	Approved        bool `json:"approved"`
+
+	ActivatedAt     time.Time `json:"activatedAt,omitzero"`
+	UnsubscribedAt  time.Time `json:"unsubscribedAt,omitzero"`
+	DeprovisionedAt time.Time `json:"deprovisionedAt,omitzero"`
+
+	// Pending is the publisher-initiated operation being polled, if any.
+	Pending *PendingOperation `json:"pending,omitempty"`
+	// SeenOperations are the last operations handled, newest last (dedupe by operation ID).
+	SeenOperations []SeenOperation `json:"seenOperations,omitempty"`
+	// Audit is the last entries of the subscription's history, newest last.
+	Audit     []AuditEntry `json:"audit,omitempty"`
+	LastError string       `json:"lastError,omitempty"`
+
+	// Events counts inputs handled over all runs; Runs counts runs (continue-as-new).
+	Events int `json:"events"`
+	Runs   int `json:"runs"`
+	// Seq numbers engine-made idempotency keys.
+	Seq int `json:"seq"`
+}
+
+// PendingOperation is an operation the engine started and is waiting on.
+type PendingOperation struct {
+	ID       string             `json:"id"`
+	Action   marketplace.Action `json:"action"`
+	PlanID   string             `json:"planId,omitempty"`
+	Quantity int64              `json:"quantity,omitempty"`
+	Started  time.Time          `json:"started"`
+}
+
+// SeenOperation is a handled operation and what came of it.
+type SeenOperation struct {
+	ID     string             `json:"id"`
+	Action marketplace.Action `json:"action"`
+	// Outcome is "accepted", "rejected" or a note.
+	Outcome string `json:"outcome,omitempty"`
+}
+
+// Outcomes of decided changes.
+const (
+	OutcomeAccepted = "accepted"
+	OutcomeRejected = "rejected"
+)
+
+// AuditEntry is one line of history.
+type AuditEntry struct {
+	Time        time.Time `json:"time"`
+	Kind        string    `json:"kind"`
+	From        string    `json:"from,omitempty"`
+	To          string    `json:"to,omitempty"`
+	OperationID string    `json:"operationId,omitempty"`
+	Note        string    `json:"note,omitempty"`
+}
+
+// NewState is the state of a subscription the engine has just heard of.
+func NewState(subscriptionID string) State {
+	return State{SubscriptionID: subscriptionID, Phase: PhaseNew}
+}
+
+// Record appends an audit entry, dropping the oldest beyond the bound.
+func (s *State) Record(now time.Time, kind, from, to, operationID, note string) {
+	s.Audit = append(s.Audit, AuditEntry{Time: now, Kind: kind, From: from, To: to, OperationID: operationID, Note: note})
+	if n := len(s.Audit) - maxAudit; n > 0 {
+		s.Audit = slices.Delete(s.Audit, 0, n)
+	}
+}
+
+// SetPhase moves to phase p, recording the move.
+func (s *State) SetPhase(now time.Time, p Phase, note string) {
+	if s.Phase == p {
+		return
+	}
+	s.Record(now, "phase", string(s.Phase), string(p), "", note)
+	s.Phase = p
+}
+
+// Fail records an error and moves to phase p.
+func (s *State) Fail(now time.Time, p Phase, err string) {
+	s.LastError = err
+	s.SetPhase(now, p, err)
+}
+
+// Ended reports whether the workflow is done with the subscription.
+func (s *State) Ended() bool { return s.Phase == PhaseDeprovisioned || s.Phase == PhaseNotFound }
+
+// ApplySubscription takes Microsoft's view of the subscription (a fresh read) as the truth, recording
+// what changed. It reports whether the plan or quantity moved.
+func (s *State) ApplySubscription(sub marketplace.Subscription, now time.Time, why string) (planOrQuantityMoved bool) {
+	if sub.Status != "" && sub.Status != s.Status {
+		s.Record(now, "status", string(s.Status), string(sub.Status), "", why)
+		if sub.Status == marketplace.StatusUnsubscribed && s.UnsubscribedAt.IsZero() {
+			s.UnsubscribedAt = now
+		}
+		s.Status = sub.Status
+	}
+	if sub.PlanID != "" && sub.PlanID != s.PlanID {
+		if s.PlanID != "" {
+			s.Record(now, "plan", s.PlanID, sub.PlanID, "", why)
+			planOrQuantityMoved = true
+		}
+		s.PlanID = sub.PlanID
+	}
+	if q := int64(sub.Quantity); q != 0 && q != s.Quantity {
+		if s.Quantity != 0 {
+			s.Record(now, "quantity", fmt.Sprint(s.Quantity), fmt.Sprint(q), "", why)
+			planOrQuantityMoved = true
+		}
+		s.Quantity = q
+	}
+	if sub.OfferID != "" {
+		s.OfferID = sub.OfferID
+	}
+	if !sub.Term.EndDate.IsZero() || !sub.Term.StartDate.IsZero() || sub.Term.TermUnit != "" {
+		if sub.Term.EndDate != s.Term.EndDate && !s.Term.EndDate.IsZero() {
+			s.Record(now, "term", s.Term.EndDate.Format(time.DateOnly), sub.Term.EndDate.Format(time.DateOnly), "", why)
+		}
+		s.Term = sub.Term
+	}
+	s.AutoRenew = sub.AutoRenew
+	if sub.Beneficiary != (marketplace.AADIdentifier{}) {
+		s.Beneficiary = sub.Beneficiary
+	}
+	if sub.Purchaser != (marketplace.AADIdentifier{}) {
+		s.Purchaser = sub.Purchaser
+	}
+	s.IsTest, s.IsFreeTrial = sub.IsTest, sub.IsFreeTrial
+	return planOrQuantityMoved
+}
+
+// Subscription is the state as a marketplace.Subscription, for provisioning requests.
+func (s *State) Subscription() marketplace.Subscription {
+	return marketplace.Subscription{
+		ID: s.SubscriptionID, OfferID: s.OfferID, Status: s.Status, PlanID: s.PlanID,
+		Quantity: marketplace.Quantity(s.Quantity), Term: s.Term, AutoRenew: s.AutoRenew,
+		Beneficiary: s.Beneficiary, Purchaser: s.Purchaser, IsTest: s.IsTest, IsFreeTrial: s.IsFreeTrial,
+	}
+}
+
+// Seen returns the handled operation with this ID.
+func (s *State) Seen(operationID string) (SeenOperation, bool) {
+	for _, o := range s.SeenOperations {
+		if o.ID == operationID {
+			return o, true
+		}
+	}
+	return SeenOperation{}, false
+}
+
+// MarkSeen remembers an operation as handled (or updates its outcome), keeping the last maxSeen.
+func (s *State) MarkSeen(operationID string, action marketplace.Action, outcome string) {
+	for i := range s.SeenOperations {
+		if s.SeenOperations[i].ID == operationID {
+			if outcome != "" {
+				s.SeenOperations[i].Outcome = outcome
+			}
+			return
+		}
+	}
+	s.SeenOperations = append(s.SeenOperations, SeenOperation{ID: operationID, Action: action, Outcome: outcome})
+	if n := len(s.SeenOperations) - maxSeen; n > 0 {
+		s.SeenOperations = slices.Delete(s.SeenOperations, 0, n)
+	}
+}
+
+// NextKey returns a fresh engine-made idempotency suffix such as "sync-3".
+func (s *State) NextKey(prefix string) string {
+	s.Seq++
+	return fmt.Sprintf("%s-%d", prefix, s.Seq)
+}
+
+// Step is what an operation means for the subscription, given the state.
+type Step string
+
+// Steps.
+const (
+	StepDuplicate Step = "duplicate"
+	StepIgnore    Step = "ignore"
+	// StepDecide: a ChangePlan/ChangeQuantity waiting for our answer.
+	StepDecide Step = "decide"
+	// StepApplyChange: a change Microsoft already made (auto-accepted, or decided earlier).
+	StepApplyChange Step = "apply-change"
+	// StepNotApplied: a change that failed or conflicted at Microsoft; nothing to do.
+	StepNotApplied  Step = "not-applied"
+	StepSuspend     Step = "suspend"
+	StepReinstate   Step = "reinstate"
+	StepRenew       Step = "renew"
+	StepUnsubscribe Step = "unsubscribe"
+	StepUnknown     Step = "unknown"
+)
+
+// Plan says what a verified operation (a fresh Get operation read) means now.
+func (s *State) Plan(op marketplace.Operation) (Step, string) {
+	if _, ok := s.Seen(op.ID); ok {
+		return StepDuplicate, "operation already handled"
+	}
+	if s.Ended() {
+		return StepIgnore, "subscription has ended"
+	}
+	if s.Status == marketplace.StatusUnsubscribed {
+		if op.Action == marketplace.ActionUnsubscribe {
+			return StepUnsubscribe, ""
+		}
+		return StepIgnore, "subscription is unsubscribed"
+	}
+	switch op.Action {
+	case marketplace.ActionChangePlan, marketplace.ActionChangeQuantity:
+		switch op.Status {
+		case marketplace.OperationInProgress, marketplace.OperationNotStarted, "":
+			return StepDecide, ""
+		case marketplace.OperationSucceeded:
+			if s.changeIsCurrent(op) {
+				return StepIgnore, "change already in effect"
+			}
+			return StepApplyChange, "Microsoft completed the change"
+		default:
+			return StepNotApplied, "operation " + string(op.Status)
+		}
+	case marketplace.ActionSuspend:
+		return StepSuspend, ""
+	case marketplace.ActionReinstate:
+		return StepReinstate, ""
+	case marketplace.ActionRenew:
+		return StepRenew, ""
+	case marketplace.ActionUnsubscribe:
+		return StepUnsubscribe, ""
+	}
+	return StepUnknown, "action " + string(op.Action) + " is not handled"
+}
+
+func (s *State) changeIsCurrent(op marketplace.Operation) bool {
+	if op.Action == marketplace.ActionChangePlan {
+		return op.PlanID == "" || op.PlanID == s.PlanID
+	}
+	return op.Quantity == 0 || int64(op.Quantity) == s.Quantity
+}
+
+// ActivationStep is what activation or adoption needs next.
+type ActivationStep string
+
+// Activation steps.
+const (
+	ActNone              ActivationStep = ""
+	ActAwaitConfirmation ActivationStep = "await-confirmation"
+	ActAwaitApproval     ActivationStep = "await-approval"
+	ActActivate          ActivationStep = "activate"
+	// ActAdopt: Microsoft shows the subscription active but the engine never provisioned it (found by a
+	// webhook or reconciliation): provision without calling Activate again.
+	ActAdopt ActivationStep = "adopt"
+	// ActDeprovision: Microsoft shows Unsubscribed and the tenant is not yet removed.
+	ActDeprovision ActivationStep = "deprovision"
+)
+
+// NextActivation says what activation, adoption or removal needs next.
+func (s *State) NextActivation(o Options) ActivationStep {
+	if s.Ended() {
+		return ActNone
+	}
+	switch s.Status {
+	case marketplace.StatusPendingFulfillmentStart, marketplace.StatusNotStarted:
+		switch {
+		case s.Phase == PhaseActivationFailed:
+			return ActNone
+		case o.RequireConfirmation && !s.Confirmed:
+			return ActAwaitConfirmation
+		case o.RequireApproval && !s.Approved:
+			return ActAwaitApproval
+		}
+		return ActActivate
+	case marketplace.StatusSubscribed, marketplace.StatusSuspended:
+		if !s.Provisioned && s.Phase != PhaseActivationFailed {
+			return ActAdopt
+		}
+	case marketplace.StatusUnsubscribed:
+		if s.Phase != PhaseDeprovisionFailed {
+			return ActDeprovision
+		}
+	}
+	return ActNone
+}
+
+// Errors of the command validators.
+var (
+	ErrNotSubscribed = errors.New("subscription is not Subscribed")
+	ErrEnded         = errors.New("subscription has ended")
+)
+
+// ValidateChange checks the cheap invariants of a publisher-initiated change: the subscription is
+// Subscribed, nothing else is pending, the request changes something.
+func (s *State) ValidateChange(planID string, quantity int64) error {
+	if s.Ended() {
+		return ErrEnded
+	}
+	if s.Status != marketplace.StatusSubscribed {
+		return fmt.Errorf("%w (it is %s)", ErrNotSubscribed, s.Status)
+	}
+	if s.Pending != nil {
+		return fmt.Errorf("operation %s (%s) is pending", s.Pending.ID, s.Pending.Action)
+	}
+	switch {
+	case planID == "" && quantity == 0:
+		return errors.New("nothing to change")
+	case planID != "" && planID == s.PlanID:
+		return fmt.Errorf("subscription is already on plan %q", planID)
+	case planID == "" && quantity < 0:
+		return errors.New("quantity must be positive")
+	case planID == "" && quantity == s.Quantity:
+		return fmt.Errorf("subscription already has quantity %d", quantity)
+	}
+	return nil
+}
+
+// ValidateCancel checks that the subscription can still be cancelled. A pending change does not block
+// it: the cancel waits for the change to finish.
+func (s *State) ValidateCancel() error {
+	if s.Ended() || s.Status == marketplace.StatusUnsubscribed {
+		return ErrEnded
+	}
+	return nil
+}
