@@ -230,6 +230,19 @@ func WebhookFromEnv(g Getenv) (Webhook, error) {
 	return w, nil
 }
 
+// ReconcileInterval is how often the reconciliation schedule runs (RECONCILE_INTERVAL, default 1h);
+// "off" returns a negative duration: leave the schedule as it is.
+func ReconcileInterval(g Getenv) (time.Duration, error) {
+	if g.str("RECONCILE_INTERVAL", "") == "off" {
+		return -1, nil
+	}
+	d, err := g.duration("RECONCILE_INTERVAL", time.Hour)
+	if err == nil && d < time.Minute {
+		err = errors.New("RECONCILE_INTERVAL must be at least 1m (or off)")
+	}
+	return d, err
+}
+
 // Observability configures logs and metrics.
 type Observability struct {
 	LogLevel    string // LOG_LEVEL: debug, info (default), warn, error

@@ -119,6 +119,11 @@ func (s *Server) adminApprove(w http.ResponseWriter, r *http.Request) {
 	s.commandResult(w, r, res, err)
 }
 
+func (s *Server) adminReconcile(w http.ResponseWriter, r *http.Request) {
+	res, err := s.cfg.Subscriptions.Reconcile(r.Context())
+	s.commandResult(w, r, res, err)
+}
+
 func (s *Server) decodeCommand(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
 	dec.DisallowUnknownFields()

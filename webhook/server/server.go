@@ -49,6 +49,8 @@ type Subscriptions interface {
 	ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64) (any, error)
 	Cancel(ctx context.Context, subscriptionID string) (any, error)
 	Approve(ctx context.Context, subscriptionID string) (any, error)
+	// Reconcile starts a reconciliation run now and returns its handle.
+	Reconcile(ctx context.Context) (any, error)
 }
 
 // Config wires a Server.
@@ -138,6 +140,7 @@ func (s *Server) routes() {
 		a.HandleFunc("/subscriptions/{id}/quantity", s.adminAuth(s.adminChangeQuantity)).Methods(http.MethodPost)
 		a.HandleFunc("/subscriptions/{id}/cancel", s.adminAuth(s.adminCancel)).Methods(http.MethodPost)
 		a.HandleFunc("/subscriptions/{id}/approve", s.adminAuth(s.adminApprove)).Methods(http.MethodPost)
+		a.HandleFunc("/reconcile", s.adminAuth(s.adminReconcile)).Methods(http.MethodPost)
 	}
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)

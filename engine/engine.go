@@ -1,0 +1,74 @@
+// Package engine assembles the worker side of the engine: the subscription workflow, its activities and
+// reconciliation, registered on one task queue with the Marketplace client and the ISV's provisioner. The
+// worker binary, the all-in-one command and the integration tests all build their worker here, so they
+// run the same wiring.
+package engine
+
+import (
+	"fmt"
+	"net/http"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.uber.org/zap"
+
+	"saasengine/activities"
+	"saasengine/config"
+	"saasengine/marketplace"
+	"saasengine/provisioning"
+	"saasengine/reconcile"
+	"saasengine/subscriptions"
+	"saasengine/workflows"
+)
+
+// Deps are what the worker's activities talk to.
+type Deps struct {
+	Marketplace *marketplace.Client
+	Provisioner activities.Provisioner
+	Logger      *zap.Logger
+	// ReconcileConcurrency bounds parallel checks within a reconciliation page; default 10.
+	ReconcileConcurrency int
+}
+
+// NewWorker builds a worker on taskQueue with every workflow and activity of the engine registered.
+func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) worker.Worker {
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	w := worker.New(c, taskQueue, opts)
+	w.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})
+	w.RegisterActivity(&activities.Activities{Marketplace: d.Marketplace, Provisioner: d.Provisioner, Logger: d.Logger})
+	w.RegisterWorkflowWithOptions(reconcile.Workflow, workflow.RegisterOptions{Name: reconcile.WorkflowType})
+	w.RegisterActivity(&reconcile.Activities{
+		Marketplace: d.Marketplace,
+		// Reconciliation reaches subscription workflows through the same client the webhook server uses.
+		Engine:      subscriptions.New(c, taskQueue, workflows.Options{}),
+		Concurrency: d.ReconcileConcurrency,
+	})
+	return w
+}
+
+// Provisioner builds the configured provisioner.
+func Provisioner(p config.Provisioning) (activities.Provisioner, error) {
+	switch p.Mode {
+	case "http":
+		return &provisioning.HTTP{BaseURL: p.URL, Secret: p.Secret, Client: &http.Client{Timeout: p.Timeout}}, nil
+	default:
+		d, err := provisioning.NewDemo(p.DemoFile)
+		if err != nil {
+			return nil, fmt.Errorf("demo provisioner: %w", err)
+		}
+		d.MaxQuantity = p.DemoMaxQuantity
+		return d, nil
+	}
+}
+
+// MarketplaceClient builds the Marketplace client from configuration.
+func MarketplaceClient(m config.Marketplace, logger *zap.Logger) (*marketplace.Client, error) {
+	tokens, err := m.TokenSource()
+	if err != nil {
+		return nil, err
+	}
+	return marketplace.NewClient(m.BaseURL, tokens, marketplace.WithLogger(logger))
+}

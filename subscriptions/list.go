@@ -1,0 +1,134 @@
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"saasengine/reconcile"
+	"saasengine/workflows"
+)
+
+// Filter narrows a listing; empty fields match everything. Values must not contain quotes.
+type Filter struct {
+	Status    string
+	Offer     string
+	Plan      string
+	PageSize  int
+	PageToken []byte
+}
+
+// Summary is one subscription of a listing, read from its search attributes.
+type Summary struct {
+	SubscriptionID string `json:"subscriptionId"`
+	Status         string `json:"status"`
+	Phase          string `json:"phase,omitempty"`
+	OfferID        string `json:"offerId,omitempty"`
+	PlanID         string `json:"planId,omitempty"`
+	Quantity       int64  `json:"quantity,omitempty"`
+	IsTest         bool   `json:"isTest,omitempty"`
+	IsFreeTrial    bool   `json:"isFreeTrial,omitempty"`
+	Running        bool   `json:"running"`
+}
+
+// Query is the visibility query of a filter.
+func (f Filter) Query() (string, error) {
+	clauses := []string{fmt.Sprintf("WorkflowType = '%s'", workflows.WorkflowType)}
+	for _, c := range []struct{ key, val string }{
+		{workflows.SaaSStatus.GetName(), f.Status},
+		{workflows.SaaSOffer.GetName(), f.Offer},
+		{workflows.SaaSPlan.GetName(), f.Plan},
+	} {
+		if c.val == "" {
+			continue
+		}
+		if strings.ContainsAny(c.val, `'"\`) {
+			return "", fmt.Errorf("filter value %q may not contain quotes or backslashes", c.val)
+		}
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", c.key, c.val))
+	}
+	return strings.Join(clauses, " AND "), nil
+}
+
+// List lists subscriptions through Temporal visibility, newest first.
+func (c *Client) List(ctx context.Context, f Filter) ([]Summary, []byte, error) {
+	q, err := f.Query()
+	if err != nil {
+		return nil, nil, &CommandError{Code: "BadFilter", Message: err.Error()}
+	}
+	size := f.PageSize
+	if size <= 0 || size > 1000 {
+		size = 100
+	}
+	resp, err := c.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: int32(size), NextPageToken: f.PageToken, Query: q})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing subscriptions: %w", err)
+	}
+	out := make([]Summary, 0, len(resp.GetExecutions()))
+	for _, ex := range resp.GetExecutions() {
+		id, ok := workflows.SubscriptionIDFromWorkflowID(ex.GetExecution().GetWorkflowId())
+		if !ok {
+			continue
+		}
+		fields := ex.GetSearchAttributes().GetIndexedFields()
+		out = append(out, Summary{
+			SubscriptionID: id,
+			Status:         attr[string](fields, workflows.SaaSStatus.GetName()),
+			Phase:          attr[string](fields, workflows.SaaSPhase.GetName()),
+			OfferID:        attr[string](fields, workflows.SaaSOffer.GetName()),
+			PlanID:         attr[string](fields, workflows.SaaSPlan.GetName()),
+			Quantity:       attr[int64](fields, workflows.SaaSQuantity.GetName()),
+			IsTest:         attr[bool](fields, workflows.SaaSIsTest.GetName()),
+			IsFreeTrial:    attr[bool](fields, workflows.SaaSIsFreeTrial.GetName()),
+			Running:        ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+		})
+	}
+	return out, resp.GetNextPageToken(), nil
+}
+
+func attr[T any](fields map[string]*commonpb.Payload, name string) T {
+	var v T
+	if p, ok := fields[name]; ok {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &v)
+	}
+	return v
+}
+
+// Ours reports the workflow's view of a subscription for reconciliation.
+func (c *Client) Ours(ctx context.Context, subscriptionID string) (reconcile.Ours, bool, error) {
+	d, err := c.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(subscriptionID), "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return reconcile.Ours{}, false, nil
+		}
+		return reconcile.Ours{}, false, fmt.Errorf("describing subscription %s: %w", subscriptionID, err)
+	}
+	st, err := c.State(ctx, subscriptionID)
+	if err != nil {
+		return reconcile.Ours{}, true, err
+	}
+	return OursFromState(*st, d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING), true, nil
+}
+
+// OursFromState is the part of a workflow's state reconciliation compares with Microsoft's.
+func OursFromState(st workflows.State, closed bool) reconcile.Ours {
+	o := reconcile.Ours{Status: st.Status, PlanID: st.PlanID, Quantity: st.Quantity, TermEnd: st.Term.EndDate.Time, Closed: closed}
+	if st.Pending != nil {
+		o.PendingOperationIDs = append(o.PendingOperationIDs, st.Pending.ID)
+	}
+	for _, s := range st.SeenOperations {
+		o.PendingOperationIDs = append(o.PendingOperationIDs, s.ID)
+	}
+	return o
+}
+
+var _ reconcile.Engine = (*Client)(nil)
+

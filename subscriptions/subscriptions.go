@@ -1,0 +1,276 @@
+// Package subscriptions is the Temporal client side of the subscription workflows: how the webhook
+// server, the landing page, the admin API, the operator CLI and reconciliation start, signal, update, query
+// and list them. Every start is Signal-With-Start or Update-With-Start on the subscription's workflow ID,
+// so whoever sees a subscription first starts its workflow and everyone else joins it.
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"saasengine/marketplace"
+	"saasengine/reconcile"
+	"saasengine/workflows"
+)
+
+// ErrNotFound means no workflow exists for the subscription.
+var ErrNotFound = errors.New("subscriptions: no workflow for this subscription")
+
+// ErrEnded means the subscription's workflow has ended (it was unsubscribed); nothing more happens to it.
+var ErrEnded = errors.New("subscriptions: the subscription's workflow has ended")
+
+// CommandError is a command the workflow refused (its update validator or its handler), with the
+// workflow's code and message.
+type CommandError struct {
+	Code    string
+	Message string
+}
+
+func (e *CommandError) Error() string { return e.Code + ": " + e.Message }
+
+// Client reaches the subscription workflows.
+type Client struct {
+	temporal  client.Client
+	taskQueue string
+	options   workflows.Options
+}
+
+// New returns a client for workflows on taskQueue; opts go to every workflow this client starts.
+func New(c client.Client, taskQueue string, opts workflows.Options) *Client {
+	if taskQueue == "" {
+		taskQueue = workflows.DefaultTaskQueue
+	}
+	return &Client{temporal: c, taskQueue: taskQueue, options: opts}
+}
+
+// Temporal is the underlying Temporal client.
+func (c *Client) Temporal() client.Client { return c.temporal }
+
+// startOptions make every start idempotent: a running workflow is joined, and one that completed is not
+// started again (its subscription is over; a late redelivery must not resurrect it). One that failed or
+// was terminated may be started afresh.
+func (c *Client) startOptions(subscriptionID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(subscriptionID),
+		TaskQueue:                c.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+	}
+}
+
+func isEnded(err error) bool {
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	return errors.As(err, &started)
+}
+
+// DeliverWebhook hands an authenticated notification to its subscription's workflow (Signal-With-Start)
+// and returns once Temporal has recorded it. A notification for an ended subscription is dropped: the
+// workflow has finished its story and Microsoft must stop redelivering.
+func (c *Client) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent) error {
+	in := workflows.Input{SubscriptionID: ev.SubscriptionID, Source: workflows.SourceWebhook, Options: c.options}
+	_, err := c.temporal.SignalWithStartWorkflow(ctx, workflows.WorkflowID(ev.SubscriptionID), workflows.SignalWebhook, ev,
+		c.startOptions(ev.SubscriptionID), workflows.WorkflowType, in)
+	if err != nil && !isEnded(err) {
+		return fmt.Errorf("signalling subscription %s: %w", ev.SubscriptionID, err)
+	}
+	return nil
+}
+
+// Decision is the workflow's answer to a plan or quantity change, if it came in time.
+type Decision = workflows.ChangeDecision
+
+// DecideChange hands a ChangePlan/ChangeQuantity notification to the workflow as an update and waits at
+// most wait for the decision. The event is durable before this returns: if the workflow cannot accept the
+// update in time (no worker running), it is signalled instead and decided later.
+func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (Decision, error) {
+	in := workflows.Input{SubscriptionID: ev.SubscriptionID, Source: workflows.SourceWebhook, Options: c.options}
+	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(ev.SubscriptionID), workflows.WorkflowType, in)
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	h, err := c.temporal.UpdateWithStartWorkflow(wctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			// One update per operation: a redelivery joins the first one instead of deciding twice.
+			UpdateID:     "decide-change/" + ev.ID,
+			UpdateName:   workflows.UpdateDecideChange,
+			Args:         []any{ev},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var d Decision
+	if err == nil {
+		err = h.Get(wctx, &d)
+	}
+	switch {
+	case err == nil:
+		return d, nil
+	case isEnded(err):
+		return Decision{}, nil
+	case wctx.Err() != nil && ctx.Err() == nil:
+		// Out of time: make sure the event is recorded, and let the workflow's own PATCH decide.
+		return Decision{}, c.DeliverWebhook(ctx, ev)
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		// The workflow refused to decide (for instance, the event did not verify with Get operation).
+		return Decision{}, nil
+	}
+	return Decision{}, fmt.Errorf("deciding %s of subscription %s: %w", ev.Action, ev.SubscriptionID, err)
+}
+
+// Land makes a resolved subscription known: it starts its workflow if there is none (waiting for the
+// buyer's confirmation) and returns its state, or nothing yet if the workflow has not answered within a
+// few seconds.
+func (c *Client) Land(ctx context.Context, sub marketplace.Subscription) (*workflows.State, error) {
+	_, err := c.temporal.ExecuteWorkflow(ctx, c.startOptions(sub.ID), workflows.WorkflowType, workflows.LandingInput(sub, c.options))
+	if err != nil && !isEnded(err) {
+		return nil, fmt.Errorf("starting subscription %s: %w", sub.ID, err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := c.State(qctx, sub.ID)
+	if err != nil && qctx.Err() != nil && ctx.Err() == nil {
+		return nil, nil
+	}
+	return st, err
+}
+
+// Confirm records the buyer's confirmation (Update-With-Start) and returns the state after it.
+func (c *Client) Confirm(ctx context.Context, sub marketplace.Subscription) (*workflows.State, error) {
+	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(sub.ID), workflows.WorkflowType, workflows.LandingInput(sub, c.options))
+	h, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateConfirm,
+			Args:         []any{workflows.ConfirmRequest{Subscription: sub}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var st workflows.State
+	if err == nil {
+		err = h.Get(ctx, &st)
+	}
+	if err != nil {
+		return nil, c.commandError("confirming", sub.ID, err)
+	}
+	return &st, nil
+}
+
+// State queries a subscription's workflow.
+func (c *Client) State(ctx context.Context, subscriptionID string) (*workflows.State, error) {
+	v, err := c.temporal.QueryWorkflow(ctx, workflows.WorkflowID(subscriptionID), "", workflows.QueryState)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("querying subscription %s: %w", subscriptionID, err)
+	}
+	var st workflows.State
+	if err := v.Get(&st); err != nil {
+		return nil, fmt.Errorf("decoding state of subscription %s: %w", subscriptionID, err)
+	}
+	return &st, nil
+}
+
+// ChangePlan asks for a publisher-initiated plan change and waits for Microsoft's outcome.
+func (c *Client) ChangePlan(ctx context.Context, subscriptionID, planID string) (workflows.CommandResult, error) {
+	return c.command(ctx, subscriptionID, workflows.UpdateChangePlan, workflows.ChangePlanRequest{PlanID: planID})
+}
+
+// ChangeQuantity asks for a publisher-initiated seat change and waits for Microsoft's outcome.
+func (c *Client) ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64) (workflows.CommandResult, error) {
+	return c.command(ctx, subscriptionID, workflows.UpdateChangeQuantity, workflows.ChangeQuantityRequest{Quantity: quantity})
+}
+
+// Cancel cancels the subscription at Microsoft and waits for the outcome.
+func (c *Client) Cancel(ctx context.Context, subscriptionID string) (workflows.CommandResult, error) {
+	return c.command(ctx, subscriptionID, workflows.UpdateCancel)
+}
+
+// Approve approves a pending activation (or retries a failed one) and returns the state after it.
+func (c *Client) Approve(ctx context.Context, subscriptionID string) (*workflows.State, error) {
+	var st workflows.State
+	if err := c.update(ctx, subscriptionID, workflows.UpdateApprove, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func (c *Client) command(ctx context.Context, subscriptionID, name string, args ...any) (workflows.CommandResult, error) {
+	var res workflows.CommandResult
+	err := c.update(ctx, subscriptionID, name, &res, args...)
+	return res, err
+}
+
+func (c *Client) update(ctx context.Context, subscriptionID, name string, out any, args ...any) error {
+	h, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.WorkflowID(subscriptionID),
+		UpdateName:   name,
+		Args:         args,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, out)
+	}
+	if err != nil {
+		return c.commandError(name, subscriptionID, err)
+	}
+	return nil
+}
+
+// commandError sorts a failed update: refused by the workflow (CommandError), no such workflow
+// (ErrNotFound), ended (ErrEnded), or Temporal trouble (wrapped as is).
+func (c *Client) commandError(what, subscriptionID string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		// Updates on a completed workflow also answer NotFound; tell the two apart.
+		if d, derr := c.temporal.DescribeWorkflowExecution(context.WithoutCancel(context.Background()), workflows.WorkflowID(subscriptionID), ""); derr == nil &&
+			d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return ErrEnded
+		}
+		return ErrNotFound
+	}
+	if isEnded(err) {
+		return ErrEnded
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return &CommandError{Code: appErr.Type(), Message: appErr.Message()}
+	}
+	return fmt.Errorf("%s subscription %s: %w", what, subscriptionID, err)
+}
+
+// Snapshot hands Microsoft's view of a subscription to its workflow, starting it from that view if there
+// is none (adoption).
+func (c *Client) Snapshot(ctx context.Context, sub marketplace.Subscription) error {
+	in := workflows.Input{SubscriptionID: sub.ID, Source: workflows.SourceReconcile, Subscription: &sub, Options: c.options}
+	_, err := c.temporal.SignalWithStartWorkflow(ctx, workflows.WorkflowID(sub.ID), workflows.SignalSnapshot, sub,
+		c.startOptions(sub.ID), workflows.WorkflowType, in)
+	if err != nil && !isEnded(err) {
+		return fmt.Errorf("snapshot of subscription %s: %w", sub.ID, err)
+	}
+	return nil
+}
+
+// Reconcile starts a reconciliation run now.
+func (c *Client) Reconcile(ctx context.Context) (ReconcileRun, error) {
+	run, err := reconcile.Start(ctx, c.temporal, c.taskQueue)
+	if err != nil {
+		return ReconcileRun{}, err
+	}
+	return ReconcileRun{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
+// ReconcileRun names a started reconciliation.
+type ReconcileRun struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+}

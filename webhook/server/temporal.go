@@ -1,0 +1,195 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"time"
+
+	"saasengine/marketplace"
+	"saasengine/subscriptions"
+	"saasengine/workflows"
+)
+
+// Temporal is the Subscriptions of production: the subscription workflows, reached through Temporal.
+type Temporal struct {
+	Client *subscriptions.Client
+}
+
+var _ Subscriptions = Temporal{}
+
+// DeliverWebhook signals (or starts) the subscription's workflow.
+func (t Temporal) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent) error {
+	return t.Client.DeliverWebhook(ctx, ev)
+}
+
+// DecideChange asks the workflow to decide within wait.
+func (t Temporal) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (Decision, error) {
+	d, err := t.Client.DecideChange(ctx, ev, wait)
+	return Decision{Decided: d.Decided, Accepted: d.Accepted, Reason: d.Reason}, err
+}
+
+// Land starts the workflow of a resolved subscription if needed and shows it.
+func (t Temporal) Land(ctx context.Context, resolved marketplace.ResolvedSubscription) (View, error) {
+	st, err := t.Client.Land(ctx, resolved.Subscription)
+	if err != nil {
+		return View{}, err
+	}
+	v := viewOfSubscription(resolved)
+	if st != nil {
+		v = viewOfState(*st, v)
+	}
+	return v, nil
+}
+
+// Confirm records the buyer's confirmation.
+func (t Temporal) Confirm(ctx context.Context, resolved marketplace.ResolvedSubscription) (View, error) {
+	st, err := t.Client.Confirm(ctx, resolved.Subscription)
+	if err != nil {
+		return View{}, mapError(err)
+	}
+	return viewOfState(*st, viewOfSubscription(resolved)), nil
+}
+
+// View reads the workflow's state.
+func (t Temporal) View(ctx context.Context, subscriptionID string) (View, error) {
+	st, err := t.Client.State(ctx, subscriptionID)
+	if err != nil {
+		return View{}, mapError(err)
+	}
+	return viewOfState(*st, View{}), nil
+}
+
+// List lists subscriptions by their search attributes.
+func (t Temporal) List(ctx context.Context, f ListFilter) (Listing, error) {
+	var token []byte
+	if f.PageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(f.PageToken)
+		if err != nil {
+			return Listing{}, &ValidationError{Code: "BadPageToken", Message: "pageToken is not one this API gave out"}
+		}
+		token = b
+	}
+	sums, next, err := t.Client.List(ctx, subscriptions.Filter{Status: f.Status, Offer: f.Offer, Plan: f.Plan, PageSize: f.PageSize, PageToken: token})
+	if err != nil {
+		return Listing{}, mapError(err)
+	}
+	out := Listing{Subscriptions: make([]Summary, 0, len(sums))}
+	for _, s := range sums {
+		out.Subscriptions = append(out.Subscriptions, Summary{SubscriptionID: s.SubscriptionID, Status: s.Status, OfferID: s.OfferID, PlanID: s.PlanID, Quantity: s.Quantity, Running: s.Running})
+	}
+	if len(next) > 0 {
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString(next)
+	}
+	return out, nil
+}
+
+// State returns the workflow's full state.
+func (t Temporal) State(ctx context.Context, subscriptionID string) (any, error) {
+	st, err := t.Client.State(ctx, subscriptionID)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return st, nil
+}
+
+// ChangePlan asks for a publisher-initiated plan change.
+func (t Temporal) ChangePlan(ctx context.Context, subscriptionID, planID string) (any, error) {
+	res, err := t.Client.ChangePlan(ctx, subscriptionID, planID)
+	return commandResult(res, err)
+}
+
+// ChangeQuantity asks for a publisher-initiated seat change.
+func (t Temporal) ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64) (any, error) {
+	res, err := t.Client.ChangeQuantity(ctx, subscriptionID, quantity)
+	return commandResult(res, err)
+}
+
+// Cancel cancels at Microsoft.
+func (t Temporal) Cancel(ctx context.Context, subscriptionID string) (any, error) {
+	res, err := t.Client.Cancel(ctx, subscriptionID)
+	return commandResult(res, err)
+}
+
+// Approve approves a pending activation.
+func (t Temporal) Approve(ctx context.Context, subscriptionID string) (any, error) {
+	st, err := t.Client.Approve(ctx, subscriptionID)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return st, nil
+}
+
+// Reconcile starts a reconciliation run.
+func (t Temporal) Reconcile(ctx context.Context) (any, error) {
+	run, err := t.Client.Reconcile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// commandResult turns Microsoft's refusal of a command into a 4xx for the caller; a Failed or Conflict
+// operation is an answer, not an error.
+func commandResult(res workflows.CommandResult, err error) (any, error) {
+	if err != nil {
+		return nil, mapError(err)
+	}
+	if res.Status == workflows.ResultRejected {
+		return nil, &ValidationError{Code: "RejectedByMicrosoft", Message: res.Message}
+	}
+	return res, nil
+}
+
+func mapError(err error) error {
+	var ce *subscriptions.CommandError
+	switch {
+	case errors.As(err, &ce):
+		return &ValidationError{Code: ce.Code, Message: ce.Message}
+	case errors.Is(err, subscriptions.ErrNotFound):
+		return ErrNotFound
+	case errors.Is(err, subscriptions.ErrEnded):
+		return &ValidationError{Code: "Ended", Message: "the subscription has ended; nothing more can be done with it"}
+	}
+	return err
+}
+
+func viewOfSubscription(r marketplace.ResolvedSubscription) View {
+	s := r.Subscription
+	name := r.SubscriptionName
+	if name == "" {
+		name = s.Name
+	}
+	return View{
+		SubscriptionID: r.ID, Name: name, OfferID: s.OfferID, PlanID: s.PlanID, Quantity: int64(s.Quantity),
+		Status: string(s.Status), Stage: "Recorded", Purchaser: s.Purchaser, Beneficiary: s.Beneficiary,
+		TermUnit: s.Term.TermUnit, TermStart: s.Term.StartDate.Time, TermEnd: s.Term.EndDate.Time,
+		AwaitingConfirmation: s.Status == marketplace.StatusPendingFulfillmentStart,
+	}
+}
+
+// viewOfState overlays the workflow's state on base (which may carry the subscription's name, which the
+// state does not keep).
+func viewOfState(st workflows.State, base View) View {
+	v := base
+	v.SubscriptionID = st.SubscriptionID
+	if st.Status != "" {
+		v.Status = string(st.Status)
+	}
+	v.Stage = string(st.Phase)
+	if st.OfferID != "" {
+		v.OfferID, v.PlanID, v.Quantity = st.OfferID, st.PlanID, st.Quantity
+	}
+	if st.Beneficiary != (marketplace.AADIdentifier{}) {
+		v.Beneficiary, v.Purchaser = st.Beneficiary, st.Purchaser
+	}
+	if st.Term.TermUnit != "" {
+		v.TermUnit, v.TermStart, v.TermEnd = st.Term.TermUnit, st.Term.StartDate.Time, st.Term.EndDate.Time
+	}
+	v.AwaitingConfirmation = st.Phase == workflows.PhaseAwaitingConfirmation
+	v.Failed = st.Phase == workflows.PhaseActivationFailed
+	if v.Failed {
+		v.Problem = st.LastError
+	}
+	return v
+}

@@ -1,0 +1,99 @@
+// Command worker is the engine's Temporal worker: the subscription workflows, their Marketplace and
+// provisioning activities, and reconciliation. Run as many as you like against one task queue.
+// Configuration is by environment variables (README.md, "Configuration").
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"saasengine/config"
+	"saasengine/engine"
+	"saasengine/internal/probe"
+	"saasengine/reconcile"
+)
+
+func main() {
+	probe.FromArgs(os.Args)
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	getenv := config.Getenv(os.Getenv)
+	obs := config.ObservabilityFromEnv(getenv)
+	logger, err := config.NewLogger(obs)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+	tc := config.TemporalFromEnv(getenv)
+	pc, err := config.ProvisioningFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	interval, err := config.ReconcileInterval(getenv)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	metrics, err := config.NewMetrics()
+	if err != nil {
+		return err
+	}
+	if obs.MetricsAddr != "off" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.HTTPHandler())
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
+		srv := &http.Server{Addr: obs.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics endpoint", zap.Error(err))
+			}
+		}()
+		defer srv.Close()
+	}
+
+	c, err := config.Dial(ctx, tc, logger, metrics)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	api, err := engine.MarketplaceClient(config.MarketplaceFromEnv(getenv), logger)
+	if err != nil {
+		return err
+	}
+	prov, err := engine.Provisioner(pc)
+	if err != nil {
+		return err
+	}
+	if interval > 0 {
+		if err := reconcile.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
+			return err
+		}
+	}
+	w := engine.NewWorker(c, tc.TaskQueue, engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger}, worker.Options{})
+	logger.Info("worker starting", zap.String("temporal", tc.Address), zap.String("namespace", tc.Namespace), zap.String("taskQueue", tc.TaskQueue), zap.String("provisioning", pc.Mode))
+	// Stops on SIGINT/SIGTERM, letting running activities finish (worker.Options.WorkerStopTimeout).
+	return w.Run(interruptOn(ctx))
+}
+
+// interruptOn turns a context into the channel worker.Run stops on.
+func interruptOn(ctx context.Context) <-chan any {
+	ch := make(chan any)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch
+}
