@@ -131,4 +131,3 @@ func OursFromState(st workflows.State, closed bool) reconcile.Ours {
 }
 
 var _ reconcile.Engine = (*Client)(nil)
-
