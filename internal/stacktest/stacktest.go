@@ -1,0 +1,191 @@
+// Package stacktest runs the whole engine inside a test: a real Temporal server in process
+// (temporaltest) with the engine's search attributes, the Marketplace emulator over real HTTP, the
+// engine's worker (engine.NewWorker, the production wiring) with the demo provisioner, and the webhook /
+// landing / admin server on a loopback port, validating the emulator's signed webhooks against its JWKS.
+package stacktest
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/server/temporaltest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"saasengine/devserver"
+	"saasengine/emulator"
+	"saasengine/emulator/emulatortest"
+	"saasengine/engine"
+	"saasengine/entra"
+	"saasengine/provisioning"
+	"saasengine/subscriptions"
+	"saasengine/webhook/server"
+	"saasengine/workflows"
+)
+
+// AdminToken is the admin API's bearer token in tests.
+const AdminToken = "stacktest-admin"
+
+// Options adjust the stack.
+type Options struct {
+	// Workflow options of workflows started by the HTTP side.
+	Workflow workflows.Options
+	// DemoMaxQuantity makes the demo provisioner refuse seat counts above it.
+	DemoMaxQuantity int64
+	// ConfigureEmulator edits the emulator's configuration before it starts.
+	ConfigureEmulator func(*emulator.Config)
+	// ConfigureServer edits the HTTP server's configuration before it starts.
+	ConfigureServer func(*server.Config)
+	// NoWorker leaves the worker stopped; call StartWorker.
+	NoWorker bool
+	// Logger defaults to the test's logger at info level.
+	Logger *zap.Logger
+}
+
+// Stack is a running engine.
+type Stack struct {
+	Temporal    *temporaltest.TestServer
+	Client      client.Client
+	TaskQueue   string
+	Emu         *emulatortest.Env
+	Subs        *subscriptions.Client
+	Provisioner *provisioning.Demo
+	HTTP        *httptest.Server
+	Server      *server.Server
+	Logger      *zap.Logger
+
+	mu     sync.Mutex
+	worker worker.Worker
+}
+
+// Start brings the stack up; everything stops when the test ends.
+func Start(t testing.TB, opts Options) *Stack {
+	t.Helper()
+	logger := opts.Logger
+	if logger == nil {
+		logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	}
+	tt, ok := t.(*testing.T)
+	var ts *temporaltest.TestServer
+	if ok {
+		ts = temporaltest.NewServer(temporaltest.WithT(tt))
+	} else {
+		ts = temporaltest.NewServer()
+		t.Cleanup(ts.Stop)
+	}
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := devserver.RegisterSearchAttributes(ctx, c.OperatorService(), ts.GetDefaultNamespace(), workflows.SearchAttributes()); err != nil {
+		t.Fatalf("search attributes: %v", err)
+	}
+
+	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger}
+	s.Emu = emulatortest.Start(t, emulatortest.Options{Configure: opts.ConfigureEmulator})
+	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo.MaxQuantity = opts.DemoMaxQuantity
+	s.Provisioner = demo
+	s.Subs = subscriptions.New(c, s.TaskQueue, opts.Workflow)
+
+	validator, err := entra.NewValidator(entra.Config{Authority: s.Emu.Emulator.Authority(), TenantID: emulator.DemoTenantID, Audience: emulator.DemoAppID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{
+		Validator:     validator,
+		Subscriptions: server.Temporal{Client: s.Subs},
+		Resolver:      s.Emu.Client,
+		AdminToken:    AdminToken,
+		Ready:         func(ctx context.Context) error { _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); return err },
+		Logger:        logger.Named("http"),
+	}
+	if opts.ConfigureServer != nil {
+		opts.ConfigureServer(&cfg)
+	}
+	s.Server, err = server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.HTTP = httptest.NewServer(s.Server)
+	t.Cleanup(s.HTTP.Close)
+	s.Emu.Emulator.SetWebhookURL("", s.HTTP.URL+"/webhook")
+	s.Emu.Emulator.SetLandingURL("", s.HTTP.URL+"/landing")
+
+	if !opts.NoWorker {
+		s.StartWorker(t)
+	}
+	t.Cleanup(s.StopWorker)
+	return s
+}
+
+// StartWorker starts the engine's worker (again).
+func (s *Stack) StartWorker(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.worker != nil {
+		return
+	}
+	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: s.Provisioner, Logger: s.Logger.Named("worker")}, worker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	s.worker = w
+}
+
+// StopWorker stops the worker, as a crash or a deployment would.
+func (s *Stack) StopWorker() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.worker != nil {
+		s.worker.Stop()
+		s.worker = nil
+	}
+}
+
+// WaitState polls the subscription's workflow until cond holds, failing the test after a minute.
+func (s *Stack) WaitState(t testing.TB, subscriptionID string, what string, cond func(workflows.State) bool) workflows.State {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last *workflows.State
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := s.Subs.State(ctx, subscriptionID)
+		cancel()
+		if err == nil && cond(*st) {
+			return *st
+		}
+		last, lastErr = st, err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("subscription %s never reached %q; last state %+v, error %v", subscriptionID, what, last, lastErr)
+	return workflows.State{}
+}
+
+// Activated purchases a plan in the emulator and runs it through landing, confirmation and activation
+// the way the landing page does, returning the subscription ID once the workflow reports Subscribed.
+func (s *Stack) Activated(t testing.TB, planID string, quantity int64) string {
+	t.Helper()
+	p := s.Emu.Purchase(t, planID, quantity)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := s.Emu.Client.Resolve(ctx, p.Token)
+	if err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	if _, err := s.Subs.Confirm(ctx, res.Subscription); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool { return st.Status == "Subscribed" && st.Phase == workflows.PhaseIdle })
+	return p.SubscriptionID
+}
