@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"saasengine/internal/stacktest"
+	"saasengine/workflows"
+)
+
+func TestCLIAgainstTheEngine(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{DemoMaxQuantity: 100})
+	env := map[string]string{"TEMPORAL_NAMESPACE": s.Temporal.GetDefaultNamespace()}
+	cli := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		code := run(ctx, args, &out, &errb, func(k string) string { return env[k] }, s.Client)
+		return code, out.String(), errb.String()
+	}
+	id := s.Activated(t, "team", 10)
+
+	if code, out, _ := cli("--help"); code != exitOK || !strings.Contains(out, "change-quantity") {
+		t.Fatalf("--help: %d %s", code, out)
+	}
+	if code, _, _ := cli("frobnicate"); code != exitUsage {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+	if code, _, _ := cli("change-quantity", id, "many"); code != exitUsage {
+		t.Fatalf("bad quantity: exit %d", code)
+	}
+
+	code, out, errs := cli("show", id, "--json")
+	var st workflows.State
+	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil || st.Status != "Subscribed" || st.Quantity != 10 {
+		t.Fatalf("show: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := cli("show", id); code != exitOK || !strings.Contains(out, "history:") {
+		t.Fatalf("show (text): %d %s", code, out)
+	}
+	if code, _, errs := cli("show", "a1b2c3d4-0000-4000-8000-000000000000"); code != exitNotFound {
+		t.Fatalf("show unknown: %d %s", code, errs)
+	}
+
+	code, out, errs = cli("change-quantity", id, "25", "--json")
+	var res workflows.CommandResult
+	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || res.Status != "Succeeded" {
+		t.Fatalf("change-quantity: %d %s %s", code, out, errs)
+	}
+	if sub, _ := s.Emu.Emulator.Subscription(id); sub.Quantity != 25 {
+		t.Fatalf("emulator has %d seats", sub.Quantity)
+	}
+	// Refused by the workflow's validation: the same quantity again.
+	if code, _, errs := cli("change-quantity", id, "25"); code != exitRefused {
+		t.Fatalf("same quantity: %d %s", code, errs)
+	}
+	// Refused by Microsoft: more seats than the plan allows.
+	if code, out, errs := cli("change-quantity", id, "900"); code != exitRefused {
+		t.Fatalf("quantity above the plan's maximum: %d %s %s", code, out, errs)
+	}
+
+	// Listing goes through visibility, which catches up asynchronously.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out, _ = cli("list", "--status", "Subscribed", "--plan", "team", "--json")
+		if code == exitOK && strings.Contains(out, id) && strings.Contains(out, `"quantity": 25`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list never showed the subscription with 25 seats: %d %s", code, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, out, _ := cli("list", "--status", "Suspended"); code != exitOK || strings.Contains(out, id) {
+		t.Fatalf("status filter ignored: %s", out)
+	}
+
+	if code, out, errs := cli("setup", "--reconcile-interval", "2h", "--json"); code != exitOK || !strings.Contains(out, "SaaSStatus") {
+		t.Fatalf("setup: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := cli("reconcile", "--wait", "--json"); code != exitOK || !strings.Contains(out, `"inSync": 1`) {
+		t.Fatalf("reconcile: %d %s %s", code, out, errs)
+	}
+
+	if code, out, errs := cli("cancel", id); code != exitOK || !strings.HasPrefix(out, "Succeeded") {
+		t.Fatalf("cancel: %d %s %s", code, out, errs)
+	}
+	if sub, _ := s.Emu.Emulator.Subscription(id); sub.Status != "Unsubscribed" {
+		t.Fatalf("emulator shows %s after cancel", sub.Status)
+	}
+}
