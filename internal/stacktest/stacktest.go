@@ -105,8 +105,11 @@ func Start(t testing.TB, opts Options) *Stack {
 		Subscriptions: server.Temporal{Client: s.Subs},
 		Resolver:      s.Emu.Client,
 		AdminToken:    AdminToken,
-		Ready:         func(ctx context.Context) error { _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); return err },
-		Logger:        logger.Named("http"),
+		Ready: func(ctx context.Context) error {
+			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		},
+		Logger: logger.Named("http"),
 	}
 	if opts.ConfigureServer != nil {
 		opts.ConfigureServer(&cfg)
