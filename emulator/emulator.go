@@ -51,8 +51,10 @@ type Emulator struct {
 	publicURL  string
 	faults     []*Fault
 	usageIndex map[string]*usageRecord
-	key        *rsa.PrivateKey
-	keyID      string
+	// calls counts API calls per endpoint and subscription, for tests ("was Activate called?").
+	calls map[string]int
+	key   *rsa.PrivateKey
+	keyID string
 	// wake nudges the background loop when a delivery or operation became due.
 	wake chan struct{}
 
@@ -79,6 +81,7 @@ func New(opts Options) (*Emulator, error) {
 		http:       opts.HTTPClient,
 		publicURL:  strings.TrimRight(opts.PublicURL, "/"),
 		usageIndex: map[string]*usageRecord{},
+		calls:      map[string]int{},
 		wake:       make(chan struct{}, 1),
 	}
 	if e.log == nil {
@@ -149,6 +152,14 @@ func (e *Emulator) SetLandingURL(publisherID, url string) {
 			e.cfg.Publishers[i].LandingURL = url
 		}
 	}
+}
+
+// Calls reports how many API calls reached endpoint (one of the Endpoint names) for a subscription;
+// an empty subscriptionID counts calls not about one subscription (List, metering).
+func (e *Emulator) Calls(endpoint, subscriptionID string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.calls[endpoint+"|"+strings.ToLower(subscriptionID)]
 }
 
 // APIBaseURL is the base URL a marketplace.Client uses to talk to this emulator.

@@ -89,6 +89,9 @@ func (e *Emulator) apiMiddleware(endpoint string, h apiHandler) http.Handler {
 		w.Header().Set("x-ms-correlationid", corrID)
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 
+		e.mu.Lock()
+		e.calls[endpoint+"|"+strings.ToLower(mux.Vars(r)["subscriptionId"])]++
+		e.mu.Unlock()
 		if e.applyFault(w, r, endpoint) {
 			return
 		}

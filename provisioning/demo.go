@@ -74,6 +74,17 @@ func (d *Demo) Tenant(subscriptionID string) (Tenant, bool) {
 	return t, ok
 }
 
+// Tenants returns every tenant, in no particular order.
+func (d *Demo) Tenants() []Tenant {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]Tenant, 0, len(d.data.Tenants))
+	for _, t := range d.data.Tenants {
+		out = append(out, t)
+	}
+	return out
+}
+
 // Applied returns how many state changes were made under an idempotency key; with correct callers it is
 // never more than 1 per step.
 func (d *Demo) Applied(key string) int {

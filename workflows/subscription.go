@@ -550,6 +550,9 @@ func (r *runner) applyChange(ctx workflow.Context, req provisioning.ChangeReques
 		r.st.Record(now, "quantity", fmt.Sprint(r.st.Quantity), fmt.Sprint(req.Quantity), req.OperationID, note)
 		r.st.Quantity = req.Quantity
 	}
+	// Microsoft may adjust more than the operation names (a plan whose minimum exceeds the seats raises
+	// them): its record is the truth, and follow passes any further difference on to the tenant.
+	_ = r.refresh(ctx, "after change")
 }
 
 func (r *runner) suspend(ctx workflow.Context, opID string) {
@@ -740,9 +743,6 @@ func (r *runner) command(ctx workflow.Context, it *item) CommandResult {
 	}
 	r.applyChange(ctx, provisioning.ChangeRequest{SubscriptionID: r.st.SubscriptionID, OperationID: opID, Action: pending.Action,
 		PlanID: pending.PlanID, Quantity: pending.Quantity, Source: "Publisher"}, "publisher change succeeded")
-	// Microsoft may adjust more than was asked (a plan whose minimum exceeds the seats raises them):
-	// its record is the truth.
-	_ = r.refresh(ctx, "after publisher change")
 	return res
 }
 
