@@ -34,6 +34,8 @@ func NewLogger(o Observability) (*zap.Logger, error) {
 		cfg = zap.NewDevelopmentConfig()
 	}
 	cfg.Level = zap.NewAtomicLevelAt(level)
+	// Errors here are expected conditions (Microsoft or Temporal unreachable), not bugs: no stack traces.
+	cfg.DisableStacktrace = true
 	return cfg.Build()
 }
 

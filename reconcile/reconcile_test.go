@@ -16,7 +16,12 @@ import (
 
 func runReconciliation(t testing.TB, s *stacktest.Stack) reconcile.Report {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	return runReconciliationWithin(t, s, 5*time.Minute)
+}
+
+func runReconciliationWithin(t testing.TB, s *stacktest.Stack, d time.Duration) reconcile.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	run, err := reconcile.Start(ctx, s.Client, s.TaskQueue)
 	if err != nil {
@@ -216,13 +221,13 @@ func benchmarkReconcile(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	first := runReconciliation(b, s)
+	first := runReconciliationWithin(b, s, 45*time.Minute)
 	if first.Adopted != n {
 		b.Fatalf("adoption: %s", first)
 	}
 	// Wait until every adopted workflow has settled before timing steady-state runs.
 	for {
-		rep := runReconciliation(b, s)
+		rep := runReconciliationWithin(b, s, 45*time.Minute)
 		if rep.InSync == n {
 			break
 		}
@@ -233,7 +238,7 @@ func benchmarkReconcile(b *testing.B, n int) {
 	b.ReportMetric(time.Since(start).Seconds(), "adopt-seconds")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rep := runReconciliation(b, s)
+		rep := runReconciliationWithin(b, s, 45*time.Minute)
 		if rep.InSync != n {
 			b.Fatalf("run %d: %s", i, rep)
 		}

@@ -1,0 +1,293 @@
+// Package allinone runs the whole engine in one process: an embedded Temporal server with its Web UI
+// (SQLite under a data folder, so a restart keeps every workflow), the Marketplace emulator with its demo
+// offer, the worker, and the webhook/landing/admin server, wired to each other. The same environment
+// variables as the separate binaries point any part at a real service instead: TEMPORAL_ADDRESS for a
+// Temporal cluster, MARKETPLACE_BASE_URL (with real credentials) for Microsoft's API.
+//
+// cmd/allinone is its command; the end-to-end test runs it in process.
+package allinone
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"saasengine/config"
+	"saasengine/devserver"
+	"saasengine/emulator"
+	"saasengine/engine"
+	"saasengine/reconcile"
+	"saasengine/webhook/server"
+	"saasengine/workflows"
+)
+
+// Options say where the stack keeps its state and listens. Environment variables (Getenv) override the
+// development defaults, as for the separate binaries.
+type Options struct {
+	DataDir      string
+	TemporalPort int    // embedded Temporal's gRPC port; default 7233
+	UIPort       int    // Temporal Web UI; default 8233; -1 for none
+	EmulatorAddr string // default 127.0.0.1:3978
+	HTTPAddr     string // webhook, landing page, admin API; default 127.0.0.1:8080
+	// Getenv reads configuration; default os.Getenv.
+	Getenv func(string) string
+	// Logger defaults to a console logger at LOG_LEVEL.
+	Logger *zap.Logger
+}
+
+// Stack is the running engine.
+type Stack struct {
+	UIURL       string // empty when Temporal is external
+	TemporalAt  string
+	Namespace   string
+	EmulatorURL string // empty when the real Marketplace is used
+	HTTPURL     string
+	WebhookPath string
+	AdminToken  string
+	Client      client.Client
+	Emulator    *emulator.Emulator
+
+	log     *zap.Logger
+	closers []func()
+}
+
+// Start brings everything up; Close takes it down in reverse order.
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	if o.DataDir == "" {
+		o.DataDir = "data"
+	}
+	if o.TemporalPort == 0 {
+		o.TemporalPort = 7233
+	}
+	if o.UIPort == 0 {
+		o.UIPort = 8233
+	}
+	if o.EmulatorAddr == "" {
+		o.EmulatorAddr = "127.0.0.1:3978"
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = "127.0.0.1:8080"
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	sessionKey, err := persistentKey(filepath.Join(o.DataDir, "session.key"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{EmulatorURL: "http://" + o.EmulatorAddr, HTTPURL: "http://" + o.HTTPAddr}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	external := func(name string) bool { return o.Getenv(name) != "" }
+	useEmulator := !external("MARKETPLACE_BASE_URL")
+	defaults := map[string]string{
+		"LOG_FORMAT":                   "console",
+		"METRICS_ADDR":                 "127.0.0.1:9090",
+		"WEBHOOK_LISTEN_ADDR":          o.HTTPAddr,
+		"ADMIN_TOKEN":                  "dev-admin-token",
+		"SESSION_KEY":                  sessionKey,
+		"PROVISIONING_DEMO_FILE":       filepath.Join(o.DataDir, "tenants.json"),
+		"TEMPORAL_ADDRESS":             fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
+		"RECONCILE_INTERVAL":           "1h",
+		"MARKETPLACE_DEV_TOKEN_SECRET": "allinone-dev-secret",
+	}
+	if useEmulator {
+		defaults["MARKETPLACE_BASE_URL"] = s.EmulatorURL + "/api"
+		defaults["MARKETPLACE_TENANT_ID"] = emulator.DemoTenantID
+		defaults["MARKETPLACE_CLIENT_ID"] = emulator.DemoAppID
+		defaults["WEBHOOK_ENTRA_AUTHORITY"] = s.EmulatorURL
+	} else {
+		s.EmulatorURL = ""
+		defaults["MARKETPLACE_DEV_TOKEN_SECRET"] = ""
+	}
+	getenv := config.Getenv(func(k string) string {
+		if v := o.Getenv(k); v != "" {
+			return v
+		}
+		return defaults[k]
+	})
+
+	obs := config.ObservabilityFromEnv(getenv)
+	s.log = o.Logger
+	if s.log == nil {
+		if s.log, err = config.NewLogger(obs); err != nil {
+			return nil, err
+		}
+	}
+	tc := config.TemporalFromEnv(getenv)
+	wc, err := config.WebhookFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := config.ProvisioningFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	interval, err := config.ReconcileInterval(getenv)
+	if err != nil {
+		return nil, err
+	}
+	mc := config.MarketplaceFromEnv(getenv)
+	s.TemporalAt, s.Namespace, s.WebhookPath, s.AdminToken = tc.Address, tc.Namespace, wc.Path, wc.AdminToken
+
+	// 1. Temporal: embedded unless TEMPORAL_ADDRESS points elsewhere.
+	if !external("TEMPORAL_ADDRESS") {
+		dev, err := devserver.Start(ctx, devserver.Config{
+			DataDir: o.DataDir, Namespace: tc.Namespace, FrontendPort: o.TemporalPort, UIPort: o.UIPort,
+			SearchAttributes: workflows.SearchAttributes(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedded Temporal: %w", err)
+		}
+		s.closers = append(s.closers, func() { _ = dev.Stop() })
+		if o.UIPort > 0 {
+			s.UIURL = dev.UIURL()
+		}
+	}
+
+	// 2. The emulator, with the engine's webhook and landing page as its publisher's.
+	if useEmulator {
+		cfg := emulator.DemoConfig()
+		cfg.Publishers[0].TokenSecret = mc.DevTokenSecret
+		cfg.Publishers[0].WebhookURL = s.HTTPURL + wc.Path
+		cfg.Publishers[0].LandingURL = s.HTTPURL + "/landing"
+		emu, err := emulator.New(emulator.Options{Config: cfg, StateFile: filepath.Join(o.DataDir, "emulator-state.json"), PublicURL: s.EmulatorURL, Logger: s.log.Named("emulator")})
+		if err != nil {
+			return nil, err
+		}
+		s.Emulator = emu
+		s.closers = append(s.closers, func() { _ = emu.Close() })
+		if err := s.serve(o.EmulatorAddr, emu); err != nil {
+			return nil, fmt.Errorf("emulator: %w", err)
+		}
+	}
+
+	// 3. The worker.
+	metrics, err := config.NewMetrics()
+	if err != nil {
+		return nil, err
+	}
+	c, err := config.Dial(ctx, tc, s.log.Named("temporal"), metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.Client = c
+	s.closers = append(s.closers, c.Close)
+	api, err := engine.MarketplaceClient(mc, s.log.Named("marketplace"))
+	if err != nil {
+		return nil, err
+	}
+	prov, err := engine.Provisioner(pc)
+	if err != nil {
+		return nil, err
+	}
+	if interval > 0 {
+		if err := reconcile.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
+			return nil, err
+		}
+	}
+	w := engine.NewWorker(c, tc.TaskQueue, engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker")}, worker.Options{})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	s.closers = append(s.closers, w.Stop)
+	if obs.MetricsAddr != "off" {
+		if err := s.serve(obs.MetricsAddr, metrics.HTTPHandler()); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+
+	// 4. The webhook, landing page and admin API.
+	h, err := server.FromConfig(c, tc, wc, api, s.log.Named("http"))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.serve(wc.ListenAddr, h); err != nil {
+		return nil, fmt.Errorf("webhook server: %w", err)
+	}
+	return s, nil
+}
+
+// Close stops everything, newest first.
+func (s *Stack) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// Banner says where to go.
+func (s *Stack) Banner() string {
+	var b strings.Builder
+	fmt.Fprintln(&b, "\nsaasengine is running. Ctrl-C stops it; state is kept for the next run.")
+	if s.UIURL != "" {
+		fmt.Fprintf(&b, "  Temporal Web UI     %s   (namespace %s; filter e.g. SaaSStatus=\"Subscribed\")\n", s.UIURL, s.Namespace)
+	} else {
+		fmt.Fprintf(&b, "  Temporal            %s   (namespace %s)\n", s.TemporalAt, s.Namespace)
+	}
+	if s.EmulatorURL != "" {
+		fmt.Fprintf(&b, "  Marketplace (buy)   %s/   (purchase, then act as customer or Microsoft)\n", s.EmulatorURL)
+		fmt.Fprintf(&b, "  Emulator control    %s/control/state\n", s.EmulatorURL)
+	}
+	fmt.Fprintf(&b, "  Landing page        %s/landing?token=...   (the emulator sends buyers here)\n", s.HTTPURL)
+	fmt.Fprintf(&b, "  Webhook             %s%s\n", s.HTTPURL, s.WebhookPath)
+	if s.AdminToken != "" {
+		fmt.Fprintf(&b, "  Admin API           %s/admin/subscriptions   (Authorization: Bearer %s)\n", s.HTTPURL, s.AdminToken)
+	}
+	fmt.Fprintf(&b, "  Operator CLI        go run ./starter --help\n")
+	return b.String()
+}
+
+// serve listens on addr and serves h in the background until Close.
+func (s *Stack) serve(addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := server.HTTPServer(addr, h)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", zap.String("addr", addr), zap.Error(err))
+		}
+	}()
+	s.closers = append(s.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return nil
+}
+
+// persistentKey keeps a random session key in a file so landing-page links survive restarts.
+func persistentKey(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return "", err
+	}
+	v := hex.EncodeToString(k)
+	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
+		return "", fmt.Errorf("session key: %w", err)
+	}
+	return v, nil
+}

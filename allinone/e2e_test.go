@@ -1,0 +1,240 @@
+package allinone
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"saasengine/emulator"
+	"saasengine/marketplace"
+	"saasengine/workflows"
+)
+
+// The end-to-end test runs what `go run ./cmd/allinone` runs, in process, and drives it only through
+// real HTTP: the emulator's control API as the customer and Microsoft, the landing page as the buyer's
+// browser would, and the admin API as the publisher.
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func port(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	var n int
+	fmt.Sscan(p, &n)
+	return n
+}
+
+type e2e struct {
+	t     *testing.T
+	stack *Stack
+}
+
+func (e e2e) call(method, rawURL, body string, auth bool, out any) int {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, rawURL, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+e.stack.AdminToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %d %s", method, rawURL, resp.StatusCode, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (e e2e) customer(id, action, body string) {
+	e.t.Helper()
+	if code := e.call("POST", e.stack.EmulatorURL+"/control/subscriptions/"+id+"/"+action, body, false, nil); code != http.StatusAccepted {
+		e.t.Fatalf("customer %s on %s: %d", action, id, code)
+	}
+}
+
+func (e e2e) state(id string) workflows.State {
+	var st workflows.State
+	e.call("GET", e.stack.HTTPURL+"/admin/subscriptions/"+id, "", true, &st)
+	return st
+}
+
+func (e e2e) microsoft(id string) marketplace.Subscription {
+	var v struct {
+		Subscription marketplace.Subscription `json:"subscription"`
+	}
+	e.call("GET", e.stack.EmulatorURL+"/control/subscriptions/"+id, "", false, &v)
+	return v.Subscription
+}
+
+func (e e2e) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+var hidden = regexp.MustCompile(`name="(subscription|token|csrf)" value="([^"]*)"`)
+
+// buy purchases in the emulator, lands on the landing page and confirms, like a buyer's browser.
+func (e e2e) buy(plan string, qty int64) string {
+	e.t.Helper()
+	var p emulator.Purchase
+	body := fmt.Sprintf(`{"offerId":%q,"planId":%q,"quantity":%d}`, emulator.DemoOfferID, plan, qty)
+	if code := e.call("POST", e.stack.EmulatorURL+"/control/purchases", body, false, &p); code != http.StatusCreated {
+		e.t.Fatalf("purchase: %d", code)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := browser.Get(p.LandingURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), plan) {
+		e.t.Fatalf("landing page: %d", resp.StatusCode)
+	}
+	form := url.Values{}
+	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], strings.ReplaceAll(m[2], "&#43;", "+"))
+	}
+	resp, err = browser.PostForm(e.stack.HTTPURL+"/landing/confirm", form)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Request.URL.Path, "/landing/status/") {
+		e.t.Fatalf("confirm: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	e.waitFor(p.SubscriptionID+" Subscribed", func() bool { return e.state(p.SubscriptionID).Status == marketplace.StatusSubscribed })
+	return p.SubscriptionID
+}
+
+func agree(st workflows.State, ms marketplace.Subscription) bool {
+	return st.Status == ms.Status && st.PlanID == ms.PlanID && st.Quantity == int64(ms.Quantity) &&
+		st.Term.EndDate.Equal(ms.Term.EndDate.Time)
+}
+
+func TestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"METRICS_ADDR": "off", "LOG_LEVEL": "warn", "PROVISIONING_DEMO_MAX_QUANTITY": "100", "RECONCILE_INTERVAL": "off"}
+	opts := Options{
+		DataDir: dir, TemporalPort: port(freeAddr(t)), UIPort: -1,
+		EmulatorAddr: freeAddr(t), HTTPAddr: freeAddr(t),
+		Getenv: func(k string) string { return env[k] },
+	}
+	stack, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stack.Close() }()
+	e := e2e{t: t, stack: stack}
+
+	ids := map[string]string{}
+	t.Run("lifecycles", func(t *testing.T) {
+		t.Run("seats-and-publisher-changes", func(t *testing.T) {
+			t.Parallel()
+			e := e2e{t: t, stack: stack}
+			id := e.buy("team", 10)
+			ids["seats"] = id
+			e.customer(id, "change-quantity", `{"quantity":20}`)
+			e.waitFor("20 seats", func() bool { return e.state(id).Quantity == 20 && e.microsoft(id).Quantity == 20 })
+			// Above the demo provisioner's limit: rejected, and Microsoft keeps 20.
+			e.customer(id, "change-quantity", `{"quantity":150}`)
+			e.waitFor("rejected change settled", func() bool {
+				for _, a := range e.state(id).Audit {
+					if a.Kind == "decided" && a.To == workflows.OutcomeRejected {
+						return true
+					}
+				}
+				return false
+			})
+			time.Sleep(time.Second)
+			if q := e.microsoft(id).Quantity; q != 20 {
+				t.Fatalf("rejected change applied at Microsoft: %d", q)
+			}
+			var res workflows.CommandResult
+			if code := e.call("POST", stack.HTTPURL+"/admin/subscriptions/"+id+"/plan", `{"planId":"enterprise"}`, true, &res); code != 200 || res.Status != "Succeeded" {
+				t.Fatalf("publisher plan change: %d %+v", code, res)
+			}
+			if code := e.call("POST", stack.HTTPURL+"/admin/subscriptions/"+id+"/quantity", `{"quantity":60}`, true, &res); code != 200 || res.Status != "Succeeded" {
+				t.Fatalf("publisher seat change: %d %+v", code, res)
+			}
+			var bad struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if code := e.call("POST", stack.HTTPURL+"/admin/subscriptions/"+id+"/quantity", `{"quantity":60}`, true, &bad); code < 400 || code > 499 || bad.Error.Message == "" {
+				t.Fatalf("same quantity accepted: %d %+v", code, bad)
+			}
+			if code := e.call("POST", stack.HTTPURL+"/admin/subscriptions/"+id+"/cancel", ``, true, &res); code != 200 || res.Status != "Succeeded" {
+				t.Fatalf("publisher cancel: %d %+v", code, res)
+			}
+		})
+		t.Run("suspend-reinstate-renew-unsubscribe", func(t *testing.T) {
+			t.Parallel()
+			e := e2e{t: t, stack: stack}
+			id := e.buy("basic", 0)
+			ids["suspend"] = id
+			e.customer(id, "suspend", ``)
+			e.waitFor("suspended", func() bool { st := e.state(id); return st.Status == marketplace.StatusSuspended && st.TenantSuspended })
+			e.customer(id, "reinstate", ``)
+			e.waitFor("reinstated", func() bool { st := e.state(id); return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended })
+			before := e.state(id).Term.EndDate
+			e.customer(id, "renew", ``)
+			e.waitFor("renewed", func() bool { return e.state(id).Term.EndDate.After(before.Time) })
+			e.customer(id, "unsubscribe", ``)
+			e.waitFor("unsubscribed", func() bool { return !e.state(id).DeprovisionedAt.IsZero() })
+		})
+		t.Run("trial-then-paid", func(t *testing.T) {
+			t.Parallel()
+			e := e2e{t: t, stack: stack}
+			id := e.buy("trial", 0)
+			ids["trial"] = id
+			if !e.state(id).IsFreeTrial {
+				t.Fatal("trial not recorded")
+			}
+			e.customer(id, "change-plan", `{"planId":"metered"}`)
+			e.waitFor("metered plan", func() bool { st := e.state(id); return st.PlanID == "metered" && !st.IsFreeTrial })
+			e.customer(id, "renew", ``)
+		})
+		t.Run("untouched", func(t *testing.T) {
+			t.Parallel()
+			e := e2e{t: t, stack: stack}
+			ids["untouched"] = e.buy("team", 5)
+		})
+	})
+	if t.Failed() {
+		return
+	}
+
+	// Both sides agree on every subscription.
+	for name, id := range ids {
+		e.waitFor(name+" agrees with Microsoft", func() bool { return agree(e.state(id), e.microsoft(id)) })
+	}
+
+}
