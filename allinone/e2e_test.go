@@ -203,7 +203,10 @@ func TestEndToEnd(t *testing.T) {
 			e.customer(id, "suspend", ``)
 			e.waitFor("suspended", func() bool { st := e.state(id); return st.Status == marketplace.StatusSuspended && st.TenantSuspended })
 			e.customer(id, "reinstate", ``)
-			e.waitFor("reinstated", func() bool { st := e.state(id); return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended })
+			e.waitFor("reinstated", func() bool {
+				st := e.state(id)
+				return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended
+			})
 			before := e.state(id).Term.EndDate
 			e.customer(id, "renew", ``)
 			e.waitFor("renewed", func() bool { return e.state(id).Term.EndDate.After(before.Time) })
