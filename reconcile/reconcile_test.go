@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -204,8 +203,8 @@ func tenants(t testing.TB, s *stacktest.Stack) int {
 }
 
 // BenchmarkReconcile10k reconciles 10,000 subscriptions that are already adopted and in sync: the cost
-// of the hourly run at scale. Adoption of the 10,000 (the first run) is set-up, reported separately as
-// adopt-seconds. Run: go test ./reconcile -run '^$' -bench Reconcile10k -benchtime 3x -timeout 60m
+// of the hourly run at scale. Adoption of the 10,000 (the first run, until every workflow has settled) is
+// set-up, reported separately as adopt+settle-s. Go runs the set-up twice (b.N=1, then b.N=3). Run: go test ./reconcile -run '^$' -bench Reconcile10k -benchtime 3x -timeout 60m
 func BenchmarkReconcile10k(b *testing.B) {
 	benchmarkReconcile(b, 10000)
 }
@@ -235,7 +234,7 @@ func benchmarkReconcile(b *testing.B, n int) {
 			b.Fatalf("adoption did not settle: %s", rep)
 		}
 	}
-	b.ReportMetric(time.Since(start).Seconds(), "adopt-seconds")
+	adopt := time.Since(start)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		rep := runReconciliationWithin(b, s, 45*time.Minute)
@@ -244,6 +243,7 @@ func benchmarkReconcile(b *testing.B, n int) {
 		}
 	}
 	b.StopTimer()
+	// Reported after the timer: ResetTimer drops metrics reported before it.
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/subscription")
-	b.Log(fmt.Sprintf("%d subscriptions", n))
+	b.ReportMetric(adopt.Seconds(), "adopt+settle-s")
 }
