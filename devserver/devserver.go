@@ -246,27 +246,37 @@ func serverConfig(cfg Config, sqlCfg *config.SQL) (*config.Config, error) {
 		defer l.Close()
 		return l.Addr().(*net.TCPAddr).Port, nil
 	}
-	service := func(grpcPort int) (config.Service, error) {
-		if grpcPort == 0 {
-			p, err := free()
+	// The internal services take ports next to the frontend's, the same on every start: the cluster's
+	// membership is kept in the SQLite file, and a restart that came back on other ports would spend its
+	// first half-minute trying to reach the previous run's hosts. A taken port falls back to a free one.
+	next := cfg.FrontendPort
+	port := func() (int, error) {
+		for next < cfg.FrontendPort+50 && next < 65535 {
+			next++
+			if cfg.UIPort > 0 && next == cfg.UIPort {
+				continue
+			}
+			if portFree(cfg.IP, next) == nil {
+				return next, nil
+			}
+		}
+		return free()
+	}
+	services := map[string]config.Service{}
+	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+		grpcPort := cfg.FrontendPort
+		if name != "frontend" {
+			p, err := port()
 			if err != nil {
-				return config.Service{}, err
+				return nil, fmt.Errorf("devserver: ports: %w", err)
 			}
 			grpcPort = p
 		}
-		mp, err := free()
-		if err != nil {
-			return config.Service{}, err
-		}
-		return config.Service{RPC: config.RPC{GRPCPort: grpcPort, MembershipPort: mp, BindOnIP: cfg.IP}}, nil
-	}
-	services := map[string]config.Service{}
-	for name, port := range map[string]int{"frontend": cfg.FrontendPort, "history": 0, "matching": 0, "worker": 0} {
-		svc, err := service(port)
+		mp, err := port()
 		if err != nil {
 			return nil, fmt.Errorf("devserver: ports: %w", err)
 		}
-		services[name] = svc
+		services[name] = config.Service{RPC: config.RPC{GRPCPort: grpcPort, MembershipPort: mp, BindOnIP: cfg.IP}}
 	}
 	metricsPort, err := free()
 	if err != nil {
