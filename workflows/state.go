@@ -339,7 +339,36 @@ func (s *State) NextActivation(o Options) ActivationStep {
 	return ActNone
 }
 
-// Errors of the command validators.
+// Refusal is a command the workflow turns down before sending anything to Microsoft. Its Code reaches
+// callers (the admin API's error code, the CLI) as the type of the update's application error.
+type Refusal struct {
+	Code    string
+	Message string
+	// Err lets errors.Is match the sentinel errors below.
+	Err error
+}
+
+func (r *Refusal) Error() string { return r.Message }
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// Refusal codes.
+const (
+	RefusedEnded           = "Ended"
+	RefusedNotSubscribed   = "NotSubscribed"
+	RefusedChangePending   = "ChangePending"
+	RefusedCommandQueued   = "CommandQueued"
+	RefusedNothingToChange = "NothingToChange"
+	RefusedSamePlan        = "SamePlan"
+	RefusedSameQuantity    = "SameQuantity"
+	RefusedBadQuantity     = "InvalidQuantity"
+	RefusedBadRequest      = "InvalidRequest"
+)
+
+func refuse(code, format string, args ...any) *Refusal {
+	return &Refusal{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Errors of the command validators, for errors.Is.
 var (
 	ErrNotSubscribed = errors.New("subscription is not Subscribed")
 	ErrEnded         = errors.New("subscription has ended")
@@ -349,23 +378,23 @@ var (
 // Subscribed, nothing else is pending, the request changes something.
 func (s *State) ValidateChange(planID string, quantity int64) error {
 	if s.Ended() {
-		return ErrEnded
+		return &Refusal{Code: RefusedEnded, Message: ErrEnded.Error(), Err: ErrEnded}
 	}
 	if s.Status != marketplace.StatusSubscribed {
-		return fmt.Errorf("%w (it is %s)", ErrNotSubscribed, s.Status)
+		return &Refusal{Code: RefusedNotSubscribed, Message: fmt.Sprintf("%v (it is %s)", ErrNotSubscribed, s.Status), Err: ErrNotSubscribed}
 	}
 	if s.Pending != nil {
-		return fmt.Errorf("operation %s (%s) is pending", s.Pending.ID, s.Pending.Action)
+		return refuse(RefusedChangePending, "operation %s (%s) is pending", s.Pending.ID, s.Pending.Action)
 	}
 	switch {
 	case planID == "" && quantity == 0:
-		return errors.New("nothing to change")
+		return refuse(RefusedNothingToChange, "nothing to change")
 	case planID != "" && planID == s.PlanID:
-		return fmt.Errorf("subscription is already on plan %q", planID)
+		return refuse(RefusedSamePlan, "subscription is already on plan %q", planID)
 	case planID == "" && quantity < 0:
-		return errors.New("quantity must be positive")
+		return refuse(RefusedBadQuantity, "quantity must be positive")
 	case planID == "" && quantity == s.Quantity:
-		return fmt.Errorf("subscription already has quantity %d", quantity)
+		return refuse(RefusedSameQuantity, "subscription already has quantity %d", quantity)
 	}
 	return nil
 }
@@ -374,7 +403,7 @@ func (s *State) ValidateChange(planID string, quantity int64) error {
 // it: the cancel waits for the change to finish.
 func (s *State) ValidateCancel() error {
 	if s.Ended() || s.Status == marketplace.StatusUnsubscribed {
-		return ErrEnded
+		return &Refusal{Code: RefusedEnded, Message: ErrEnded.Error(), Err: ErrEnded}
 	}
 	return nil
 }

@@ -141,7 +141,7 @@ func (r *runner) setup(ctx workflow.Context) error {
 
 	notEnded := func() error {
 		if r.st.Ended() {
-			return ErrEnded
+			return refusal(&Refusal{Code: RefusedEnded, Message: ErrEnded.Error(), Err: ErrEnded})
 		}
 		return nil
 	}
@@ -152,7 +152,7 @@ func (r *runner) setup(ctx workflow.Context) error {
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ConfirmRequest) error {
 				if req.Subscription.ID != "" && req.Subscription.ID != r.st.SubscriptionID {
-					return fmt.Errorf("subscription %q is not this workflow's", req.Subscription.ID)
+					return refusal(refuse(RefusedBadRequest, "subscription %q is not this workflow's", req.Subscription.ID))
 				}
 				return notEnded()
 			}}),
@@ -183,9 +183,9 @@ func (r *runner) setup(ctx workflow.Context) error {
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ChangePlanRequest) error {
 				if req.PlanID == "" {
-					return errors.New("planId is required")
+					return refusal(refuse(RefusedBadRequest, "planId is required"))
 				}
-				return r.validateChange(req.PlanID, 0)
+				return refusal(r.validateChange(req.PlanID, 0))
 			}}),
 		workflow.SetUpdateHandlerWithOptions(ctx, UpdateChangeQuantity,
 			func(ctx workflow.Context, req ChangeQuantityRequest) (CommandResult, error) {
@@ -193,9 +193,9 @@ func (r *runner) setup(ctx workflow.Context) error {
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ChangeQuantityRequest) error {
 				if req.Quantity <= 0 {
-					return errors.New("quantity must be positive")
+					return refusal(refuse(RefusedBadQuantity, "quantity must be positive"))
 				}
-				return r.validateChange("", req.Quantity)
+				return refusal(r.validateChange("", req.Quantity))
 			}}),
 		workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel,
 			func(ctx workflow.Context) (CommandResult, error) {
@@ -203,18 +203,28 @@ func (r *runner) setup(ctx workflow.Context) error {
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
 				if r.queued(UpdateCancel) {
-					return errors.New("a cancel is already queued")
+					return refusal(refuse(RefusedCommandQueued, "a cancel is already queued"))
 				}
-				return r.st.ValidateCancel()
+				return refusal(r.st.ValidateCancel())
 			}}),
 	)
+	return err
+}
+
+// refusal turns a validator's refusal into the application error callers receive, its code as the
+// error's type; other errors pass unchanged.
+func refusal(err error) error {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return temporal.NewApplicationError(r.Message, r.Code)
+	}
 	return err
 }
 
 // validateChange adds to the state's checks that no other command is queued.
 func (r *runner) validateChange(planID string, quantity int64) error {
 	if r.queued(UpdateChangePlan) || r.queued(UpdateChangeQuantity) || r.queued(UpdateCancel) {
-		return errors.New("another command is queued")
+		return refuse(RefusedCommandQueued, "another command is queued")
 	}
 	return r.st.ValidateChange(planID, quantity)
 }

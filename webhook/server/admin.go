@@ -149,7 +149,9 @@ func (s *Server) commandFailed(w http.ResponseWriter, r *http.Request, err error
 	switch {
 	case errors.As(err, &ve):
 		status := http.StatusBadRequest
-		if ve.Code == "Conflict" || ve.Code == "ChangePending" || ve.Code == "NotSubscribed" {
+		switch ve.Code {
+		case "Conflict", "ChangePending", "CommandQueued", "NotSubscribed", "Ended":
+			// The request was fine; the subscription's state is not.
 			status = http.StatusConflict
 		}
 		s.fail(w, r, status, ve.Code, ve.Message, nil)
