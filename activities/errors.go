@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -42,9 +43,16 @@ func MapError(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// The attempt was cut short (worker shutting down, activity timeout): nothing is known about the
+		// call, so it is retried like any unanswered call.
+		return temporal.NewApplicationError(err.Error(), ErrMarketplaceRetryable)
+	}
 	if me, ok := marketplace.AsError(err); ok {
 		detail := MarketplaceFailure{StatusCode: me.StatusCode, Code: me.Code, Message: me.Message}
-		if me.Retryable {
+		// No answer at all (the attempt was cut short: worker shutdown, cancellation) leaves the call's fate
+		// unknown, like a timeout: retry it; the workflow's calls are safe to repeat or re-read.
+		if me.Retryable || me.StatusCode == 0 {
 			opts := temporal.ApplicationErrorOptions{Details: []any{detail}}
 			if me.RetryAfter > 0 {
 				opts.NextRetryDelay = me.RetryAfter

@@ -1,0 +1,198 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"saasengine/emulator"
+	"saasengine/internal/stacktest"
+	"saasengine/marketplace"
+	"saasengine/provisioning"
+	"saasengine/workflows"
+)
+
+// These tests run the production worker wiring (engine.NewWorker) on a real Temporal server against the
+// emulator over HTTP.
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// One subscription through its whole life, both sides checked at every step, each provisioning step
+// applied exactly once. With RECORD_HISTORIES=1 its workflow histories are written to
+// workflows/testdata for the replay test.
+func TestWholeLifecycle(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{DemoMaxQuantity: 40, Workflow: workflows.Options{MaxEvents: 4}})
+	emu := s.Emu.Emulator
+	ctx := context.Background()
+	id := s.Activated(t, "team", 10)
+	key := func(op string) string { return provisioning.IdempotencyKey(id, op) }
+	if n := s.Provisioner.Applied(key("activate")); n != 1 {
+		t.Fatalf("provisioned %d times", n)
+	}
+
+	// Customer changes: one accepted, one refused by the ISV's provisioning (over 40 seats).
+	op, _ := emu.CustomerChangeQuantity(id, 20)
+	s.WaitState(t, id, "20 seats", func(st workflows.State) bool { return st.Quantity == 20 })
+	if n := s.Provisioner.Applied(key(op.ID)); n != 1 {
+		t.Fatalf("change applied %d times", n)
+	}
+	refused, _ := emu.CustomerChangeQuantity(id, 45)
+	waitUntil(t, "refused change failed at Microsoft", func() bool {
+		o, _ := s.Emu.Client.GetOperation(ctx, id, refused.ID)
+		return o != nil && o.Status == marketplace.OperationFailed
+	})
+
+	// A publisher change.
+	res, err := s.Subs.ChangePlan(ctx, id, "enterprise")
+	if err != nil || res.Status != "Succeeded" {
+		t.Fatalf("publisher change: %+v %v", res, err)
+	}
+	s.WaitState(t, id, "enterprise, 50 seats", func(st workflows.State) bool { return st.PlanID == "enterprise" && st.Quantity == 50 })
+
+	// Payment trouble and its end.
+	susp, _ := emu.Suspend(id)
+	s.WaitState(t, id, "suspended", func(st workflows.State) bool { return st.TenantSuspended && st.Status == marketplace.StatusSuspended })
+	emu.Reinstate(id)
+	s.WaitState(t, id, "reinstated", func(st workflows.State) bool { return !st.TenantSuspended && st.Status == marketplace.StatusSubscribed })
+	if n := s.Provisioner.Applied(key(susp.ID)); n != 1 {
+		t.Fatalf("suspended %d times", n)
+	}
+
+	// Renewal moves the term.
+	before, _ := emu.Subscription(id)
+	emu.Renew(id)
+	s.WaitState(t, id, "renewed", func(st workflows.State) bool { return st.Term.EndDate.After(before.Term.EndDate.Time) })
+
+	// The customer cancels: deprovisioned once, the workflow ends.
+	emu.Unsubscribe(id)
+	st := s.WaitState(t, id, "deprovisioned", func(st workflows.State) bool { return !st.DeprovisionedAt.IsZero() })
+	if st.Runs < 2 {
+		t.Errorf("with MaxEvents 4 the workflow should have continued as new; runs %d", st.Runs)
+	}
+	if n := s.Provisioner.Applied(key("deprovision")); n != 1 {
+		t.Fatalf("deprovisioned %d times", n)
+	}
+	waitUntil(t, "workflow completed", func() bool {
+		d, err := s.Client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+		return err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
+	})
+	if sub, _ := emu.Subscription(id); sub.Status != marketplace.StatusUnsubscribed || sub.PlanID != st.PlanID || int64(sub.Quantity) != st.Quantity {
+		t.Fatalf("sides disagree at the end: Microsoft %+v, ours %s/%s/%d", sub, st.Status, st.PlanID, st.Quantity)
+	}
+
+	if os.Getenv("RECORD_HISTORIES") == "1" {
+		recordHistories(t, s.Client, workflows.WorkflowID(id), st.Runs, "lifecycle")
+	}
+}
+
+// recordHistories writes every run of a workflow as workflows/testdata/<name>-<n>.json, in the JSON
+// form the SDK's replayer reads.
+func recordHistories(t *testing.T, c client.Client, workflowID string, runs int, name string) {
+	t.Helper()
+	ctx := context.Background()
+	var list *workflowservice.ListWorkflowExecutionsResponse
+	waitUntil(t, "every run in visibility", func() bool {
+		var err error
+		list, err = c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowId = '" + workflowID + "'"})
+		return err == nil && len(list.GetExecutions()) == runs
+	})
+	for i, ex := range list.GetExecutions() {
+		var events []*historypb.HistoryEvent
+		it := c.GetWorkflowHistory(ctx, workflowID, ex.GetExecution().GetRunId(), false, 0)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			events = append(events, ev)
+		}
+		b, err := protojson.MarshalOptions{Indent: " "}.Marshal(&historypb.History{Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("..", "workflows", "testdata", name+"-"+string(rune('a'+i))+".json")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s (%d events)", path, len(events))
+	}
+}
+
+// A worker stopped in the middle of an activity (its call to Microsoft in flight) and a new one started:
+// activation completes, nothing is provisioned twice, and a second Activate is taken for what it is.
+func TestWorkerKilledMidActivity(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	emu := s.Emu.Emulator
+	if err := emu.AddFault(emulator.Fault{Endpoint: emulator.EndpointActivate, Latency: emulator.Duration(2 * time.Second), Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := s.Emu.Purchase(t, "team", 8)
+	res, err := s.Emu.Client.Resolve(context.Background(), p.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Subs.Confirm(context.Background(), res.Subscription); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "Activate in flight", func() bool { return emu.Calls(emulator.EndpointActivate, p.SubscriptionID) == 1 })
+	s.StopWorker()
+	time.Sleep(3 * time.Second) // Microsoft finishes the call the dead worker made
+	s.StartWorker(t)
+
+	st := s.WaitState(t, p.SubscriptionID, "Subscribed after the restart", func(st workflows.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	})
+	if !st.Provisioned || s.Provisioner.Applied(provisioning.IdempotencyKey(p.SubscriptionID, "activate")) != 1 {
+		t.Fatalf("provisioning after the restart: %+v", st)
+	}
+	if sub, _ := emu.Subscription(p.SubscriptionID); sub.Status != marketplace.StatusSubscribed || sub.Quantity != 8 {
+		t.Fatalf("Microsoft: %+v", sub)
+	}
+}
+
+// Webhooks that arrive while no worker runs are kept by Temporal and handled when one starts.
+func TestWebhooksWhileNoWorkerRuns(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	id := s.Activated(t, "basic", 0)
+	s.StopWorker()
+	emu := s.Emu.Emulator
+	susp, _ := emu.Suspend(id)
+	waitUntil(t, "Suspend delivered", func() bool {
+		for _, d := range emu.Deliveries() {
+			if d.Event.ID == susp.ID && d.State == emulator.DeliveryDelivered {
+				return true
+			}
+		}
+		return false
+	})
+	s.StartWorker(t)
+	s.WaitState(t, id, "suspended", func(st workflows.State) bool { return st.TenantSuspended })
+}
+
+// A throttled Microsoft (429 with Retry-After) during activation only delays it.
+func TestThrottledActivation(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	if err := s.Emu.Emulator.AddFault(emulator.Fault{Endpoint: emulator.EndpointGetSubscription, Status: 429, RetryAfter: 1, Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	id := s.Activated(t, "basic", 0)
+	if n := s.Emu.Emulator.Calls(emulator.EndpointGetSubscription, id); n < 3 {
+		t.Fatalf("GetSubscription called %d times; the two 429s were not retried", n)
+	}
+}
