@@ -30,7 +30,7 @@ func newFake(subs ...marketplace.Subscription) *fakeMarket {
 	f := &fakeMarket{subs: map[string]*marketplace.Subscription{}, ops: map[string]*marketplace.Operation{},
 		left: map[string]int{}, end: map[string]marketplace.OperationStatus{}, errs: map[string][]error{},
 		calls: map[string][]time.Time{}, outcome: marketplace.OperationSucceeded, polls: 2, now: time.Now,
-		plans: []marketplace.Plan{{PlanID: "basic"}, {PlanID: "gold"}, {PlanID: "platinum"}}}
+		plans: []marketplace.Plan{{PlanID: "basic", IsPricePerSeat: true, MinQuantity: 1, MaxQuantity: 100}, {PlanID: "gold"}, {PlanID: "platinum"}}}
 	for _, s := range subs {
 		s := s
 		f.subs[s.ID] = &s

@@ -703,6 +703,20 @@ func (r *runner) command(ctx workflow.Context, it *item) CommandResult {
 		pending.Action = marketplace.ActionChangePlan
 		err = workflow.ExecuteActivity(writes, acts.ChangePlan, activities.ChangePlanInput{SubscriptionID: r.st.SubscriptionID, PlanID: it.planID}).Get(ctx, &opID)
 	case UpdateChangeQuantity:
+		// Microsoft refuses seats outside the plan's bounds; say why before asking.
+		var plans []marketplace.Plan
+		if err := workflow.ExecuteActivity(r.ao(ctx, short), acts.ListAvailablePlans, r.st.SubscriptionID).Get(ctx, &plans); err != nil {
+			return CommandResult{Status: ResultUnknown, Message: "list available plans: " + message(err)}
+		}
+		if i := slices.IndexFunc(plans, func(p marketplace.Plan) bool { return p.PlanID == r.st.PlanID }); i >= 0 {
+			p := plans[i]
+			switch {
+			case !p.IsPricePerSeat:
+				return CommandResult{Status: ResultRejected, Message: fmt.Sprintf("plan %q is not priced per seat", p.PlanID)}
+			case p.MinQuantity > 0 && it.quantity < int64(p.MinQuantity), p.MaxQuantity > 0 && it.quantity > int64(p.MaxQuantity):
+				return CommandResult{Status: ResultRejected, Message: fmt.Sprintf("plan %q allows %d to %d seats", p.PlanID, p.MinQuantity, p.MaxQuantity)}
+			}
+		}
 		pending.Action = marketplace.ActionChangeQuantity
 		err = workflow.ExecuteActivity(writes, acts.ChangeQuantity, activities.ChangeQuantityInput{SubscriptionID: r.st.SubscriptionID, Quantity: it.quantity}).Get(ctx, &opID)
 	case UpdateCancel:

@@ -491,6 +491,16 @@ func TestPublisherChangeQuantity(t *testing.T) {
 	assert.Equal(t, int64(12), h.tenant().Quantity)
 }
 
+func TestPublisherChangeQuantityOutsidePlanBounds(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	var res CommandResult
+	h.at(time.Minute, func() { h.update(UpdateChangeQuantity, &res, nil, ChangeQuantityRequest{Quantity: 500}) })
+	h.run(adopted(Options{}), 2*time.Hour)
+	assert.Equal(t, ResultRejected, res.Status)
+	assert.Contains(t, res.Message, "1 to 100")
+	assert.Equal(t, 0, h.fake.count("ChangeQuantity"), "nothing was sent to Microsoft")
+}
+
 func TestCancelWhileChangePending(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusSubscribed))
 	h.fake.polls = 3

@@ -129,14 +129,14 @@ func (t Temporal) Reconcile(ctx context.Context) (any, error) {
 	return run, nil
 }
 
-// commandResult turns Microsoft's refusal of a command into a 4xx for the caller; a Failed or Conflict
+// commandResult turns a refused command (by the workflow's checks or by Microsoft) into a 4xx; a Failed or Conflict
 // operation is an answer, not an error.
 func commandResult(res workflows.CommandResult, err error) (any, error) {
 	if err != nil {
 		return nil, mapError(err)
 	}
 	if res.Status == workflows.ResultRejected {
-		return nil, &ValidationError{Code: "RejectedByMicrosoft", Message: res.Message}
+		return nil, &ValidationError{Code: "Rejected", Message: res.Message}
 	}
 	return res, nil
 }
