@@ -284,6 +284,30 @@ func TestDuplicateAndOutOfOrderDeliveries(t *testing.T) {
 	if sub, _ := emu.Subscription(id); sub.Status != marketplace.StatusSubscribed {
 		t.Fatalf("Microsoft shows %s", sub.Status)
 	}
+
+	// Another subscription: suspended and reinstated at Microsoft, and the engine hears of the
+	// Reinstate before the Suspend.
+	other := s.Activated(t, "basic", 0)
+	susp2, _ := emu.Suspend(other)
+	rein2, _ := emu.Reinstate(other)
+	if got := post(t, url, f.valid(t), "application/json", event(other, rein2.ID, marketplace.ActionReinstate)); got.status != http.StatusOK {
+		t.Fatalf("reinstate first: %+v", got)
+	}
+	s.WaitState(t, other, "reinstated", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed })
+	if got := post(t, url, f.valid(t), "application/json", event(other, susp2.ID, marketplace.ActionSuspend)); got.status != http.StatusOK {
+		t.Fatalf("suspend second: %+v", got)
+	}
+	s.WaitState(t, other, "the late Suspend handled", func(st workflows.State) bool {
+		_, seen := st.Seen(susp2.ID)
+		return seen
+	})
+	st := s.WaitState(t, other, "active", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed })
+	if st.TenantSuspended {
+		t.Fatalf("a Suspend older than the Reinstate suspended the tenant: %+v", st.Audit)
+	}
+	if sub, _ := emu.Subscription(other); sub.Status != marketplace.StatusSubscribed {
+		t.Fatalf("Microsoft shows %s", sub.Status)
+	}
 }
 
 // A customer's seat change the ISV refuses is refused inside Microsoft's window with a 4xx answer (and a
