@@ -33,6 +33,9 @@ import (
 	"saasengine/workflows"
 )
 
+// devAdminToken is the admin API's token when ADMIN_TOKEN is not set: fine on a laptop's loopback.
+const devAdminToken = "dev-admin-token"
+
 // Options say where the stack keeps its state and listens. Environment variables (Getenv) override the
 // development defaults, as for the separate binaries.
 type Options struct {
@@ -102,7 +105,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"LOG_FORMAT":                   "console",
 		"METRICS_ADDR":                 "127.0.0.1:9090",
 		"WEBHOOK_LISTEN_ADDR":          o.HTTPAddr,
-		"ADMIN_TOKEN":                  "dev-admin-token",
+		"ADMIN_TOKEN":                  devAdminToken,
 		"SESSION_KEY":                  sessionKey,
 		"PROVISIONING_DEMO_FILE":       filepath.Join(o.DataDir, "tenants.json"),
 		"TEMPORAL_ADDRESS":             fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
@@ -249,8 +252,13 @@ func (s *Stack) Banner() string {
 	}
 	fmt.Fprintf(&b, "  Landing page        %s/landing?token=...   (the emulator sends buyers here)\n", s.HTTPURL)
 	fmt.Fprintf(&b, "  Webhook             %s%s\n", s.HTTPURL, s.WebhookPath)
-	if s.AdminToken != "" {
-		fmt.Fprintf(&b, "  Admin API           %s/admin/subscriptions   (Authorization: Bearer %s)\n", s.HTTPURL, s.AdminToken)
+	switch s.AdminToken {
+	case "":
+	case devAdminToken:
+		fmt.Fprintf(&b, "  Admin API           %s/admin/subscriptions   (Authorization: Bearer %s)\n", s.HTTPURL, devAdminToken)
+	default:
+		// A token the operator chose is a secret: it is not printed.
+		fmt.Fprintf(&b, "  Admin API           %s/admin/subscriptions   (Authorization: Bearer $ADMIN_TOKEN)\n", s.HTTPURL)
 	}
 	fmt.Fprintf(&b, "  Operator CLI        go run ./starter --help\n")
 	return b.String()
