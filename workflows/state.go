@@ -45,6 +45,7 @@ type State struct {
 	SubscriptionID string                         `json:"subscriptionId"`
 	Status         marketplace.SubscriptionStatus `json:"status,omitempty"`
 	Phase          Phase                          `json:"phase"`
+	Name           string                         `json:"name,omitempty"`
 	OfferID        string                         `json:"offerId,omitempty"`
 	PlanID         string                         `json:"planId,omitempty"`
 	Quantity       int64                          `json:"quantity,omitempty"`
@@ -161,7 +162,10 @@ func (s *State) ApplySubscription(sub marketplace.Subscription, now time.Time, w
 		}
 		s.PlanID = sub.PlanID
 	}
-	if q := int64(sub.Quantity); q != 0 && q != s.Quantity {
+	// Taken as read, zero included: Microsoft omits the quantity of flat-rate plans, so a move from a
+	// per-seat plan to a flat one reads as zero seats, and keeping the old count would look like drift
+	// to reconciliation for ever. (Reads are always whole Get subscription or Resolve answers.)
+	if q := int64(sub.Quantity); q != s.Quantity && (q != 0 || sub.PlanID != "") {
 		if s.Quantity != 0 {
 			s.Record(now, "quantity", fmt.Sprint(s.Quantity), fmt.Sprint(q), "", why)
 			planOrQuantityMoved = true
@@ -170,6 +174,9 @@ func (s *State) ApplySubscription(sub marketplace.Subscription, now time.Time, w
 	}
 	if sub.OfferID != "" {
 		s.OfferID = sub.OfferID
+	}
+	if sub.Name != "" {
+		s.Name = sub.Name
 	}
 	if !sub.Term.EndDate.IsZero() || !sub.Term.StartDate.IsZero() || sub.Term.TermUnit != "" {
 		if sub.Term.EndDate != s.Term.EndDate && !s.Term.EndDate.IsZero() {

@@ -126,3 +126,14 @@ func TestStateValidate(t *testing.T) {
 	s.Status = marketplace.StatusUnsubscribed
 	assert.ErrorIs(t, s.ValidateCancel(), ErrEnded)
 }
+
+func TestMoveToFlatRatePlanClearsSeats(t *testing.T) {
+	s := NewState("sub")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.ApplySubscription(marketplace.Subscription{ID: "sub", Name: "Fabrikam", PlanID: "team", Quantity: 10, Status: marketplace.StatusSubscribed}, now, "read")
+	moved := s.ApplySubscription(marketplace.Subscription{ID: "sub", PlanID: "basic", Status: marketplace.StatusSubscribed}, now, "read")
+	assert.True(t, moved)
+	assert.Equal(t, "basic", s.PlanID)
+	assert.Equal(t, int64(0), s.Quantity, "a flat-rate plan has no seats; keeping 10 would read as drift for ever")
+	assert.Equal(t, "Fabrikam", s.Name)
+}

@@ -173,6 +173,9 @@ func viewOfSubscription(r marketplace.ResolvedSubscription) View {
 func viewOfState(st workflows.State, base View) View {
 	v := base
 	v.SubscriptionID = st.SubscriptionID
+	if st.Name != "" {
+		v.Name = st.Name
+	}
 	if st.Status != "" {
 		v.Status = string(st.Status)
 	}
