@@ -2,20 +2,28 @@ package engine_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"saasengine/config"
 	"saasengine/emulator"
+	"saasengine/engine"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
+	"saasengine/subscriptions"
 	"saasengine/workflows"
 )
 
@@ -195,4 +203,36 @@ func TestThrottledActivation(t *testing.T) {
 	if n := s.Emu.Emulator.Calls(emulator.EndpointGetSubscription, id); n < 3 {
 		t.Fatalf("GetSubscription called %d times; the two 429s were not retried", n)
 	}
+}
+
+// The worker binary's Prometheus endpoint carries the Temporal SDK's metrics.
+func TestSDKMetricsReachPrometheus(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{NoWorker: true})
+	m, err := config.NewMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Temporal.NewClientWithOptions(client.Options{MetricsHandler: m.Handler})
+	defer c.Close()
+	w := engine.NewWorker(c, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: s.Provisioner}, worker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	id := s.Emu.Purchase(t, "basic", 0).SubscriptionID
+	sub, _ := s.Emu.Emulator.Subscription(id)
+	if err := subscriptions.New(c, s.TaskQueue, workflows.Options{}).Snapshot(context.Background(), sub); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(m.HTTPHandler())
+	defer srv.Close()
+	waitUntil(t, "SDK metrics", func() bool {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "temporal_workflow_task_execution_latency") || strings.Contains(string(b), "temporal_activity_execution_latency")
+	})
 }
