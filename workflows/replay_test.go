@@ -1,17 +1,25 @@
 package workflows
 
 import (
+	"log/slog"
 	"path/filepath"
 	"testing"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 )
 
-// TestReplayRecordedHistories replays histories recorded from real runs (engine's lifecycle test with
-// RECORD_HISTORIES=1, a whole lifecycle across three continue-as-new runs). A change to the workflow that
-// would break running workflows fails here: put it behind workflow.GetVersion instead.
-func TestReplayRecordedHistories(t *testing.T) {
+// Recorded histories live in testdata, written by the engine's integration tests from real runs against
+// Temporal and the emulator:
+//
+//	RECORD_HISTORIES=1 go test -count=1 ./engine/ -run Lifecycle
+//
+// full-lifecycle.json is one run through every step of a subscription's life; change-heavy-*.json and
+// lifecycle-*.json are lives spread over several continue-as-new runs. CI replays the committed files.
+
+func recordedHistories(t *testing.T) []string {
+	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -19,7 +27,13 @@ func TestReplayRecordedHistories(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no recorded histories under workflows/testdata")
 	}
-	for _, f := range files {
+	return files
+}
+
+// TestReplayRecordedHistories replays every recorded history with today's workflow code. A change that
+// would break running workflows fails here: put it behind workflow.GetVersion instead.
+func TestReplayRecordedHistories(t *testing.T) {
+	for _, f := range recordedHistories(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(SubscriptionWorkflow, workflow.RegisterOptions{Name: WorkflowType})
@@ -27,5 +41,18 @@ func TestReplayRecordedHistories(t *testing.T) {
 				t.Fatalf("replaying %s: %v", f, err)
 			}
 		})
+	}
+}
+
+// The replay test has teeth: a workflow that does something else under the same name does not replay.
+func TestReplayDetectsADifferentWorkflow(t *testing.T) {
+	files := recordedHistories(t)
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(func(ctx workflow.Context, in Input) (State, error) {
+		return NewState(in.SubscriptionID), nil
+	}, workflow.RegisterOptions{Name: WorkflowType})
+	quiet := log.NewStructuredLogger(slog.New(slog.DiscardHandler)) // the SDK logs the expected panic
+	if err := r.ReplayWorkflowHistoryFromJSONFile(quiet, files[0]); err == nil {
+		t.Fatalf("a workflow that schedules nothing replayed %s without error", files[0])
 	}
 }
