@@ -7,11 +7,12 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,328 +24,472 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
-	"saasengine/subscriptions"
 	"saasengine/webhook/server"
 	"saasengine/workflows"
 )
 
-// fakeEntra publishes a key of the test's own through OpenID discovery, so the test can mint tokens with
-// any claims, signed by a key the server trusts, and change one thing at a time.
-type fakeEntra struct {
+// jwks is a JSON Web Key Set as Entra publishes it.
+type jwks struct {
+	Keys []map[string]any `json:"keys"`
+}
+
+func rsaJWK(kid string, k *rsa.PublicKey) map[string]any {
+	return map[string]any{
+		"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+		"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes()),
+	}
+}
+
+// emulatorKey fetches the emulator's published signing key: its kid and public key.
+func emulatorKey(t *testing.T, s *stacktest.Stack) (string, *rsa.PublicKey) {
+	t.Helper()
+	var set jwks
+	_, body := get(t, http.DefaultClient, s.Emu.Emulator.Authority()+"/"+emulator.DemoTenantID+"/discovery/v2.0/keys")
+	if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("emulator JWKS: %v %s", err, body)
+	}
+	k := set.Keys[0]
+	n, _ := base64.RawURLEncoding.DecodeString(k["n"].(string))
+	e, _ := base64.RawURLEncoding.DecodeString(k["e"].(string))
+	return k["kid"].(string), &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+}
+
+// authority stands between the server's validator and the emulator: it serves the emulator's OpenID
+// configuration (so the emulator's issuer) and the emulator's keys, plus one key of the test's own. The
+// emulator's real deliveries still validate, and the test can mint tokens a server trusts, changing one
+// claim at a time, without access to the emulator's private key.
+type authority struct {
 	srv *httptest.Server
 	key *rsa.PrivateKey
 	kid string
+
+	mu  sync.Mutex
+	emu string // the emulator's authority, known once the stack runs
 }
 
-func newFakeEntra(t *testing.T) *fakeEntra {
+func newAuthority(t *testing.T) *authority {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeEntra{key: k, kid: "trusted-key"}
+	a := &authority{key: k, kid: "test-trusted-" + uuid.NewString()[:8]}
+	fetch := func(w http.ResponseWriter, path string) ([]byte, bool) {
+		a.mu.Lock()
+		base := a.emu
+		a.mu.Unlock()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return nil, false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return b, true
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/"+emulator.DemoTenantID+"/v2.0/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]string{
-			"issuer":   f.srv.URL + "/" + emulator.DemoTenantID + "/v2.0",
-			"jwks_uri": f.srv.URL + "/" + emulator.DemoTenantID + "/discovery/v2.0/keys",
-		})
+	mux.HandleFunc("/{tenant}/v2.0/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		b, ok := fetch(w, r.URL.Path)
+		if !ok {
+			return
+		}
+		var doc map[string]any
+		_ = json.Unmarshal(b, &doc)
+		doc["jwks_uri"] = a.srv.URL + "/" + r.PathValue("tenant") + "/discovery/v2.0/keys"
+		_ = json.NewEncoder(w).Encode(doc)
 	})
-	mux.HandleFunc("/"+emulator.DemoTenantID+"/discovery/v2.0/keys", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
-			"kty": "RSA", "use": "sig", "alg": "RS256", "kid": f.kid,
-			"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
-			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes()),
-		}}})
+	mux.HandleFunc("/{tenant}/discovery/v2.0/keys", func(w http.ResponseWriter, r *http.Request) {
+		b, ok := fetch(w, r.URL.Path)
+		if !ok {
+			return
+		}
+		var set jwks
+		_ = json.Unmarshal(b, &set)
+		set.Keys = append(set.Keys, rsaJWK(a.kid, &k.PublicKey))
+		_ = json.NewEncoder(w).Encode(set)
 	})
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
-	return f
+	a.srv = httptest.NewServer(mux)
+	t.Cleanup(a.srv.Close)
+	return a
 }
 
-// claims are those of a genuine Marketplace webhook token for the demo publisher.
-func (f *fakeEntra) claims() jwt.MapClaims {
+// stackWithAuthority runs the engine with webhook tokens checked through a test authority.
+func stackWithAuthority(t *testing.T, opts stacktest.Options) (*stacktest.Stack, *authority) {
+	t.Helper()
+	a := newAuthority(t)
+	v, err := entra.NewValidator(entra.Config{Authority: a.srv.URL, TenantID: emulator.DemoTenantID, Audience: emulator.DemoAppID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	next := opts.ConfigureServer
+	opts.ConfigureServer = func(c *server.Config) {
+		c.Validator = v
+		if next != nil {
+			next(c)
+		}
+	}
+	s := stacktest.Start(t, opts)
+	a.mu.Lock()
+	a.emu = s.Emu.Emulator.Authority()
+	a.mu.Unlock()
+	return s, a
+}
+
+// genuineClaims are those of the emulator's webhook tokens (emulator/webhooks.go): the publisher's app as
+// audience, its tenant, the emulator's issuer, the Marketplace as caller, one hour of validity.
+func genuineClaims(s *stacktest.Stack) jwt.MapClaims {
 	now := time.Now()
 	return jwt.MapClaims{
-		"aud": emulator.DemoAppID, "tid": emulator.DemoTenantID, "iss": f.srv.URL + "/" + emulator.DemoTenantID + "/v2.0",
-		"azp": marketplace.ResourceAppID, "appid": marketplace.ResourceAppID, "ver": "2.0",
+		"aud": emulator.DemoAppID, "tid": emulator.DemoTenantID,
+		"iss": s.Emu.Emulator.Authority() + "/" + emulator.DemoTenantID + "/v2.0",
+		"azp": marketplace.ResourceAppID, "appid": marketplace.ResourceAppID, "sub": marketplace.ResourceAppID, "ver": "2.0",
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 	}
 }
 
-func (f *fakeEntra) sign(t *testing.T, claims jwt.MapClaims, key *rsa.PrivateKey, kid string) string {
+func signRS256(t *testing.T, claims jwt.MapClaims, key *rsa.PrivateKey, kid string) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["kid"] = kid
-	s, err := tok.SignedString(key)
+	out, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return out
 }
 
-func (f *fakeEntra) valid(t *testing.T) string { return f.sign(t, f.claims(), f.key, f.kid) }
-
-// stackWithFakeEntra runs the engine with webhook tokens checked against the fake authority.
-func stackWithFakeEntra(t *testing.T, opts stacktest.Options) (*stacktest.Stack, *fakeEntra) {
-	t.Helper()
-	f := newFakeEntra(t)
-	v, err := entra.NewValidator(entra.Config{Authority: f.srv.URL, TenantID: emulator.DemoTenantID, Audience: emulator.DemoAppID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.ConfigureServer = func(c *server.Config) { c.Validator = v }
-	return stacktest.Start(t, opts), f
-}
-
+// event is a notification of a subscription as Microsoft would send it.
 func event(subID, opID string, action marketplace.Action) []byte {
 	b, _ := json.Marshal(marketplace.WebhookEvent{ID: opID, SubscriptionID: subID, Action: action, Status: marketplace.OperationSucceeded,
 		OfferID: emulator.DemoOfferID, PublisherID: emulator.DemoPublisherID, PlanID: "basic", TimeStamp: marketplace.NewTime(time.Now())})
 	return b
 }
 
-type answer struct {
-	status int
-	code   string
-}
-
-func post(t *testing.T, url, token, contentType string, body []byte) answer {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
+// Tokens that do not come from the emulator's key are refused against the emulator's own JWKS, the
+// production wiring: a 401 with a JSON body, and no workflow for the subscription they name.
+func TestForgedSignaturesAreRefused(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{NoWorker: true})
+	kid, pub := emulatorKey(t, s)
+	mine, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 400 {
-		if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
-			t.Fatalf("error answer %d is not a JSON error body: %s", resp.StatusCode, b)
-		}
-	}
-	return answer{resp.StatusCode, e.Error.Code}
-}
-
-func noWorkflow(t *testing.T, s *stacktest.Stack, subID string) {
-	t.Helper()
-	_, err := s.Subs.State(context.Background(), subID)
-	if !errors.Is(err, subscriptions.ErrNotFound) {
-		t.Fatalf("a workflow exists for %s (err %v): the refused webhook reached Temporal", subID, err)
-	}
-}
-
-func TestForgedWebhooksAreRefusedAndSignalNothing(t *testing.T) {
-	s, f := stackWithFakeEntra(t, stacktest.Options{})
-	url := s.HTTP.URL + "/webhook"
-	other, _ := rsa.GenerateKey(rand.Reader, 2048)
-	with := func(change func(jwt.MapClaims)) string {
-		c := f.claims()
-		change(c)
-		return f.sign(t, c, f.key, f.kid)
-	}
 	hs256 := func() string {
-		// The classic confusion: HMAC keyed with the public key.
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, f.claims())
-		tok.Header["kid"] = f.kid
-		s, _ := tok.SignedString(f.key.PublicKey.N.Bytes())
-		return s
+		// Algorithm confusion: HMAC keyed with the emulator's public key.
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, genuineClaims(s))
+		tok.Header["kid"] = kid
+		out, _ := tok.SignedString(pub.N.Bytes())
+		return out
 	}
 	none := func() string {
-		head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
-		body, _ := json.Marshal(f.claims())
-		return head + "." + base64.RawURLEncoding.EncodeToString(body) + "."
+		head, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT", "kid": kid})
+		body, _ := json.Marshal(genuineClaims(s))
+		return base64.RawURLEncoding.EncodeToString(head) + "." + base64.RawURLEncoding.EncodeToString(body) + "."
 	}
-	cases := map[string]string{
-		"no token":        "",
-		"wrong signature": f.sign(t, f.claims(), other, f.kid),
-		"unknown kid":     f.sign(t, f.claims(), other, "someone-elses-key"),
-		"wrong audience":  with(func(c jwt.MapClaims) { c["aud"] = uuid.NewString() }),
-		"wrong tenant":    with(func(c jwt.MapClaims) { c["tid"] = uuid.NewString() }),
-		"wrong caller":    with(func(c jwt.MapClaims) { c["azp"], c["appid"] = uuid.NewString(), uuid.NewString() }),
-		"expired":         with(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-5 * time.Minute).Unix() }),
-		"not yet valid":   with(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(10 * time.Minute).Unix() }),
-		"wrong issuer":    with(func(c jwt.MapClaims) { c["iss"] = "https://login.example.com/" + emulator.DemoTenantID + "/v2.0" }),
-		"alg none":        none(),
-		"HS256":           hs256(),
-		"garbage":         "not-a-jwt",
-		"token of the Marketplace API itself (aud 20e940b3-…)": with(func(c jwt.MapClaims) { c["aud"] = marketplace.ResourceAppID }),
+	forged := []struct{ name, token string }{
+		{"missing header", ""},
+		{"wrong signature, emulator's kid", signRS256(t, genuineClaims(s), mine, kid)},
+		{"unknown kid", signRS256(t, genuineClaims(s), mine, "not-a-published-key")},
+		{"alg none", none()},
+		{"HS256", hs256()},
+		{"not a JWT", "not-a-jwt"},
 	}
-	for name, token := range cases {
-		t.Run(name, func(t *testing.T) {
+	p := s.Emu.Purchase(t, "basic", 0) // a real subscription the engine has not met
+	for _, c := range forged {
+		t.Run(c.name, func(t *testing.T) {
+			got := post(t, s.HTTP.URL+"/webhook", c.token, "application/json", event(p.SubscriptionID, uuid.NewString(), marketplace.ActionUnsubscribe))
+			if got.status != http.StatusUnauthorized || got.code != "Unauthorized" {
+				t.Fatalf("got %d %s, want 401 Unauthorized", got.status, got.code)
+			}
+			if !strings.Contains(got.header.Get("WWW-Authenticate"), "invalid_token") {
+				t.Errorf("WWW-Authenticate %q", got.header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	noWorkflow(t, s, p.SubscriptionID)
+	page := metrics(t, s)
+	if v := metricValue(page, `saasengine_webhook_deliveries_total{action="unknown",outcome="unauthorized"}`); v != float64(len(forged)) {
+		t.Errorf("unauthorized webhooks counted %v, want %d", v, len(forged))
+	}
+}
+
+// Validly signed tokens (by a key the server trusts) with one claim wrong are refused, while the same
+// token with every claim right is accepted: each check is made, and nothing reaches Temporal before it.
+func TestForgedClaimsAreRefusedAndSignalNothing(t *testing.T) {
+	s, a := stackWithAuthority(t, stacktest.Options{NoWorker: true})
+	with := func(change func(jwt.MapClaims)) string {
+		c := genuineClaims(s)
+		change(c)
+		return signRS256(t, c, a.key, a.kid)
+	}
+	cases := []struct{ name, token string }{
+		{"wrong aud", with(func(c jwt.MapClaims) { c["aud"] = uuid.NewString() })},
+		{"aud of the Marketplace API", with(func(c jwt.MapClaims) { c["aud"] = marketplace.ResourceAppID })},
+		{"no aud", with(func(c jwt.MapClaims) { delete(c, "aud") })},
+		{"wrong tid", with(func(c jwt.MapClaims) { c["tid"] = uuid.NewString() })},
+		{"wrong appid and azp", with(func(c jwt.MapClaims) { c["azp"], c["appid"] = uuid.NewString(), uuid.NewString() })},
+		{"expired", with(func(c jwt.MapClaims) {
+			c["iat"], c["nbf"], c["exp"] = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
+		})},
+		{"no exp", with(func(c jwt.MapClaims) { delete(c, "exp") })},
+		{"not yet valid", with(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Hour).Unix() })},
+		{"wrong issuer", with(func(c jwt.MapClaims) { c["iss"] = "https://login.example.com/" + emulator.DemoTenantID + "/v2.0" })},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
 			sub := uuid.NewString()
-			if got := post(t, url, token, "application/json", event(sub, uuid.NewString(), marketplace.ActionSuspend)); got.status != http.StatusUnauthorized {
-				t.Fatalf("got %+v, want 401", got)
+			got := post(t, s.HTTP.URL+"/webhook", c.token, "application/json", event(sub, uuid.NewString(), marketplace.ActionSuspend))
+			if got.status != http.StatusUnauthorized || got.code != "Unauthorized" {
+				t.Fatalf("got %d %s, want 401 Unauthorized", got.status, got.code)
 			}
 			noWorkflow(t, s, sub)
 		})
 	}
-	// The control: the same request with a genuine token goes through.
+	// The control: the same request with every claim right goes through and starts the workflow.
 	sub := uuid.NewString()
-	if got := post(t, url, f.valid(t), "application/json", event(sub, uuid.NewString(), marketplace.ActionSuspend)); got.status != http.StatusOK {
-		t.Fatalf("genuine token: %+v", got)
+	if got := post(t, s.HTTP.URL+"/webhook", signRS256(t, genuineClaims(s), a.key, a.kid), "application/json", event(sub, uuid.NewString(), marketplace.ActionSuspend)); got.status != http.StatusOK {
+		t.Fatalf("genuine claims: %+v", got)
+	}
+	if _, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(sub), ""); err != nil {
+		t.Fatalf("the accepted webhook started no workflow: %v", err)
 	}
 }
 
+// Requests that are not webhook payloads are refused with the right 4xx and signal nothing; Microsoft's
+// legacy quirks still pass.
 func TestMalformedWebhooks(t *testing.T) {
-	s, f := stackWithFakeEntra(t, stacktest.Options{})
-	url := s.HTTP.URL + "/webhook"
-	tok := f.valid(t)
+	s, a := stackWithAuthority(t, stacktest.Options{NoWorker: true})
+	u := s.HTTP.URL + "/webhook"
+	tok := signRS256(t, genuineClaims(s), a.key, a.kid)
 	sub := uuid.NewString()
-	for name, c := range map[string]struct {
+	oversized := append([]byte(`{"id":"x","subscriptionId":"`+sub+`","action":"Suspend","pad":"`), bytes.Repeat([]byte("a"), 70<<10)...)
+	oversized = append(oversized, `"}`...)
+	for _, c := range []struct {
+		name        string
 		contentType string
 		body        []byte
-		want        answer
+		status      int
+		code        string
 	}{
-		"not JSON":         {"application/json", []byte(`{"action":`), answer{400, "MalformedPayload"}},
-		"no subscription":  {"application/json", []byte(`{"id":"x","action":"Suspend"}`), answer{400, "MalformedPayload"}},
-		"wrong media type": {"text/plain", event(sub, "x", marketplace.ActionSuspend), answer{415, "UnsupportedMediaType"}},
-		"over 64 KiB":      {"application/json", append([]byte(`{"id":"x","subscriptionId":"`+sub+`","action":"Suspend","pad":"`), append(bytes.Repeat([]byte("a"), 70<<10), []byte(`"}`)...)...), answer{413, "PayloadTooLarge"}},
+		{"malformed JSON", "application/json", []byte(`{"action":`), 400, "MalformedPayload"},
+		{"JSON of the wrong shape", "application/json", []byte(`["Suspend"]`), 400, "MalformedPayload"},
+		{"no subscription", "application/json", []byte(`{"id":"x","action":"Suspend"}`), 400, "MalformedPayload"},
+		{"text/plain", "text/plain", event(sub, "x", marketplace.ActionSuspend), 415, "UnsupportedMediaType"},
+		{"form", "application/x-www-form-urlencoded", []byte("id=x&subscriptionId=" + sub + "&action=Suspend"), 415, "UnsupportedMediaType"},
+		{"no content type", "", event(sub, "x", marketplace.ActionSuspend), 415, "UnsupportedMediaType"},
+		{"over 64 KiB", "application/json", oversized, 413, "PayloadTooLarge"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			if got := post(t, url, tok, c.contentType, c.body); got != c.want {
-				t.Fatalf("got %+v, want %+v", got, c.want)
+		t.Run(c.name, func(t *testing.T) {
+			if got := post(t, u, tok, c.contentType, c.body); got.status != c.status || got.code != c.code {
+				t.Fatalf("got %d %s, want %d %s", got.status, got.code, c.status, c.code)
 			}
 		})
 	}
 	noWorkflow(t, s, sub)
-	// Lenient decoding: Microsoft's legacy quirks (quantity as a string, padded enums, extra fields) pass.
+	// Lenient decoding: quantity as an empty string, padded enums, unknown fields, a timestamp without zone.
 	quirky := []byte(`{"id":"` + uuid.NewString() + `","subscriptionId":"` + uuid.NewString() + `","action":" Renew ","status":"Succeeded","quantity":"","timeStamp":"2023-01-01T10:00:00.1234567","somethingNew":true}`)
-	if got := post(t, url, tok, "application/json; charset=utf-8", quirky); got.status != http.StatusOK {
+	if got := post(t, u, tok, "application/json; charset=utf-8", quirky); got.status != http.StatusOK {
 		t.Fatalf("legacy payload: %+v", got)
 	}
 }
 
+// With Temporal down, a genuine delivery from the emulator is answered 503, so Microsoft keeps it and
+// delivers again; /readyz says so too.
 func TestTemporalDownMeansDeliverAgain(t *testing.T) {
-	s, f := stackWithFakeEntra(t, stacktest.Options{NoWorker: true})
-	s.Temporal.Stop()
-	if got := post(t, s.HTTP.URL+"/webhook", f.valid(t), "application/json", event(uuid.NewString(), uuid.NewString(), marketplace.ActionSuspend)); got.status != http.StatusServiceUnavailable {
-		t.Fatalf("got %+v, want 503 so that Microsoft delivers again", got)
-	}
-	resp, err := http.Get(s.HTTP.URL + "/readyz")
+	s := stacktest.Start(t, stacktest.Options{NoWorker: true})
+	p, err := s.Emu.Emulator.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "basic", Status: marketplace.StatusSubscribed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("readyz with Temporal down: %d", resp.StatusCode)
+	if code, _ := get(t, http.DefaultClient, s.HTTP.URL+"/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz with Temporal up: %d", code)
+	}
+	s.Temporal.Stop()
+
+	op, err := s.Emu.Emulator.Suspend(p.SubscriptionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := waitDelivery(t, s, op.ID, func(d emulator.Delivery) bool { return d.Attempts >= 2 })
+	if d.State != emulator.DeliveryPending || d.LastStatus != http.StatusServiceUnavailable {
+		t.Fatalf("delivery %+v: want pending redelivery after 503", d)
+	}
+	if v := metricValue(metrics(t, s), `saasengine_webhook_deliveries_total{action="Suspend",outcome="unavailable"}`); v < 2 {
+		t.Errorf("unavailable Suspend webhooks counted %v", v)
+	}
+
+	code, body := get(t, http.DefaultClient, s.HTTP.URL+"/readyz")
+	var e apiError
+	_ = json.Unmarshal([]byte(body), &e)
+	if code != http.StatusServiceUnavailable || e.Error.Code != "TemporalUnreachable" {
+		t.Fatalf("readyz with Temporal down: %d %s", code, body)
+	}
+	if code, _ := get(t, http.DefaultClient, s.HTTP.URL+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz (liveness) must not depend on Temporal: %d", code)
 	}
 }
 
-// Microsoft's operations, made in the emulator without their webhooks, then delivered by the test
-// itself: twice, and out of order.
-func TestDuplicateAndOutOfOrderDeliveries(t *testing.T) {
-	s, f := stackWithFakeEntra(t, stacktest.Options{})
-	url := s.HTTP.URL + "/webhook"
+// Microsoft sends one delivery twice (duplicate fault): both copies are accepted, the tenant is
+// suspended once.
+func TestDuplicateDeliveryHasOneEffect(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	id := s.Activated(t, "basic", 0)
+	if err := s.Emu.Emulator.AddFault(emulator.Fault{Webhook: emulator.WebhookDuplicate, Action: "Suspend", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	op, err := s.Emu.Emulator.Suspend(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDelivery(t, s, op.ID, func(d emulator.Delivery) bool { return d.State == emulator.DeliveryDelivered })
+	st := s.WaitState(t, id, "suspended, and the copy handled", func(st workflows.State) bool {
+		return st.TenantSuspended && countAudit(st, op.ID, "webhook-duplicate", "duplicate") >= 1
+	})
+	if n := s.Provisioner.Applied(provisioning.IdempotencyKey(id, op.ID)); n != 1 {
+		t.Fatalf("the suspension was applied %d times", n)
+	}
+	if n := countAudit(st, op.ID, "tenant", ""); n != 1 {
+		t.Fatalf("audit shows %d suspensions: %+v", n, st.Audit)
+	}
+	if tn, _ := s.Provisioner.Tenant(id); tn.Status != provisioning.TenantSuspended {
+		t.Fatalf("tenant %s", tn.Status)
+	}
+	if v := metricValue(metrics(t, s), `saasengine_webhook_deliveries_total{action="Suspend",outcome="accepted"}`); v != 2 {
+		t.Fatalf("the server accepted %v Suspend webhooks, want both copies", v)
+	}
+}
+
+// countAudit counts audit entries of an operation of the given kinds.
+func countAudit(st workflows.State, operationID string, kinds ...string) int {
+	n := 0
+	for _, e := range st.Audit {
+		for _, k := range kinds {
+			if k != "" && e.Kind == k && e.OperationID == operationID {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// A Reinstate delivered before its Suspend (reorder fault): the subscription ends Subscribed with its
+// tenant active, the late Suspend notwithstanding.
+func TestReinstateBeforeSuspend(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	emu := s.Emu.Emulator
+	id := s.Activated(t, "basic", 0)
+	if err := emu.AddFault(emulator.Fault{Webhook: emulator.WebhookReorder, Action: "Suspend", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	suspend, err := emu.Suspend(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reinstate, err := emu.Reinstate(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDelivery(t, s, suspend.ID, func(d emulator.Delivery) bool { return d.State == emulator.DeliveryDelivered })
+	st := s.WaitState(t, id, "both handled, Subscribed", func(st workflows.State) bool {
+		_, a := st.Seen(suspend.ID)
+		_, b := st.Seen(reinstate.ID)
+		return a && b && st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	})
+	// The reorder happened: the engine handled the Reinstate first.
+	order := map[string]int{}
+	for i, o := range st.SeenOperations {
+		order[o.ID] = i
+	}
+	if order[reinstate.ID] > order[suspend.ID] {
+		t.Errorf("the Suspend was handled first; the reorder fault did not reorder: %+v", st.SeenOperations)
+	}
+	if st.TenantSuspended {
+		t.Fatalf("the late Suspend suspended the tenant: %+v", st.Audit)
+	}
+	if tn, _ := s.Provisioner.Tenant(id); tn.Status != provisioning.TenantActive {
+		t.Fatalf("tenant %s", tn.Status)
+	}
+	if sub, _ := emu.Subscription(id); sub.Status != marketplace.StatusSubscribed {
+		t.Fatalf("Microsoft shows %s", sub.Status)
+	}
+}
+
+// A Suspend redelivered after the Reinstate that ended it (the test delivers both by hand) changes
+// nothing either.
+func TestLateDuplicateSuspendAfterReinstate(t *testing.T) {
+	s, a := stackWithAuthority(t, stacktest.Options{})
+	u := s.HTTP.URL + "/webhook"
 	emu := s.Emu.Emulator
 	id := s.Activated(t, "basic", 0)
 	if err := emu.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop}); err != nil {
 		t.Fatal(err)
 	}
-
+	tok := func() string { return signRS256(t, genuineClaims(s), a.key, a.kid) }
 	suspend, err := emu.Suspend(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := event(id, suspend.ID, marketplace.ActionSuspend)
-	for i := 0; i < 2; i++ {
-		if got := post(t, url, f.valid(t), "application/json", body); got.status != http.StatusOK {
-			t.Fatalf("delivery %d: %+v", i+1, got)
-		}
+	if got := post(t, u, tok(), "application/json", body); got.status != http.StatusOK {
+		t.Fatalf("suspend: %+v", got)
 	}
 	s.WaitState(t, id, "suspended", func(st workflows.State) bool { return st.TenantSuspended })
-	if n := s.Provisioner.Calls(provisioning.IdempotencyKey(id, suspend.ID)); n != 1 {
-		t.Fatalf("the suspension reached the provisioner %d times", n)
-	}
-
-	// Reinstate arrives before a second Suspend notification of the same suspension.
 	reinstate, err := emu.Reinstate(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := post(t, url, f.valid(t), "application/json", event(id, reinstate.ID, marketplace.ActionReinstate)); got.status != http.StatusOK {
+	if got := post(t, u, tok(), "application/json", event(id, reinstate.ID, marketplace.ActionReinstate)); got.status != http.StatusOK {
 		t.Fatalf("reinstate: %+v", got)
 	}
-	if got := post(t, url, f.valid(t), "application/json", body); got.status != http.StatusOK {
+	s.WaitState(t, id, "reinstated", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended })
+	if got := post(t, u, tok(), "application/json", body); got.status != http.StatusOK {
 		t.Fatalf("late suspend: %+v", got)
 	}
-	s.WaitState(t, id, "reinstated", func(st workflows.State) bool {
-		return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended
+	st := s.WaitState(t, id, "the late copy handled", func(st workflows.State) bool {
+		return countAudit(st, suspend.ID, "webhook-duplicate", "duplicate") >= 1
 	})
-	time.Sleep(time.Second) // let the late Suspend be handled too
-	s.WaitState(t, id, "still reinstated", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended })
-	if sub, _ := emu.Subscription(id); sub.Status != marketplace.StatusSubscribed {
-		t.Fatalf("Microsoft shows %s", sub.Status)
+	if st.TenantSuspended || st.Status != marketplace.StatusSubscribed {
+		t.Fatalf("late Suspend took effect: %+v", st.Audit)
 	}
-
-	// Another subscription: suspended and reinstated at Microsoft, and the engine hears of the
-	// Reinstate before the Suspend.
-	other := s.Activated(t, "basic", 0)
-	susp2, _ := emu.Suspend(other)
-	rein2, _ := emu.Reinstate(other)
-	if got := post(t, url, f.valid(t), "application/json", event(other, rein2.ID, marketplace.ActionReinstate)); got.status != http.StatusOK {
-		t.Fatalf("reinstate first: %+v", got)
-	}
-	s.WaitState(t, other, "reinstated", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed })
-	if got := post(t, url, f.valid(t), "application/json", event(other, susp2.ID, marketplace.ActionSuspend)); got.status != http.StatusOK {
-		t.Fatalf("suspend second: %+v", got)
-	}
-	s.WaitState(t, other, "the late Suspend handled", func(st workflows.State) bool {
-		_, seen := st.Seen(susp2.ID)
-		return seen
-	})
-	st := s.WaitState(t, other, "active", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed })
-	if st.TenantSuspended {
-		t.Fatalf("a Suspend older than the Reinstate suspended the tenant: %+v", st.Audit)
-	}
-	if sub, _ := emu.Subscription(other); sub.Status != marketplace.StatusSubscribed {
-		t.Fatalf("Microsoft shows %s", sub.Status)
+	if n := s.Provisioner.Applied(provisioning.IdempotencyKey(id, suspend.ID)); n != 1 {
+		t.Fatalf("suspension applied %d times", n)
 	}
 }
 
-// A customer's seat change the ISV refuses is refused inside Microsoft's window with a 4xx answer (and a
-// PATCH Failure), so Microsoft keeps the old quantity.
-func TestRejectedChangeAnswers4xx(t *testing.T) {
+// A customer's seat change above what the ISV allows is refused inside Microsoft's window with a 400,
+// so the emulator marks the delivery rejected, fails the operation and keeps the old quantity.
+func TestRejectedChangeAnswers400(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{DemoMaxQuantity: 50})
 	id := s.Activated(t, "team", 10)
 	op, err := s.Emu.Emulator.CustomerChangeQuantity(id, 80)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var d *emulator.Delivery
-		for _, x := range s.Emu.Emulator.Deliveries() {
-			if x.Event.ID == op.ID {
-				x := x
-				d = &x
-			}
-		}
-		if d != nil && d.State == emulator.DeliveryRejected && d.LastStatus == http.StatusBadRequest {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the webhook was not answered 400: %+v", d)
-		}
-		time.Sleep(100 * time.Millisecond)
+	waitDelivery(t, s, op.ID, func(d emulator.Delivery) bool { return d.State != emulator.DeliveryPending })
+	if d, _ := delivery(s, op.ID); d.State != emulator.DeliveryRejected || d.LastStatus != http.StatusBadRequest {
+		t.Fatalf("delivery %+v: want rejected with 400", d)
 	}
-	got, _ := s.Emu.Client.GetOperation(context.Background(), id, op.ID)
+	got, err := s.Emu.Client.GetOperation(context.Background(), id, op.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got.Status != marketplace.OperationFailed {
-		t.Fatalf("operation %s", got.Status)
+		t.Fatalf("operation %s, want Failed", got.Status)
 	}
-	time.Sleep(1500 * time.Millisecond) // past the emulator's auto-accept window
+	time.Sleep(1200 * time.Millisecond) // past the emulator's auto-accept window
 	if sub, _ := s.Emu.Emulator.Subscription(id); sub.Quantity != 10 {
-		t.Fatalf("refused change applied: %d seats", sub.Quantity)
+		t.Fatalf("refused change applied at Microsoft: %d seats", sub.Quantity)
 	}
-	if st := s.WaitState(t, id, "10 seats", func(st workflows.State) bool { return st.Quantity == 10 }); st.Quantity != 10 {
-		t.Fatal(st.Quantity)
+	st := s.WaitState(t, id, "decided", func(st workflows.State) bool {
+		o, ok := st.Seen(op.ID)
+		return ok && o.Outcome == workflows.OutcomeRejected
+	})
+	if st.Quantity != 10 {
+		t.Fatalf("engine has %d seats", st.Quantity)
+	}
+	if v := metricValue(metrics(t, s), `saasengine_webhook_deliveries_total{action="ChangeQuantity",outcome="rejected"}`); v != 1 {
+		t.Fatalf("rejected ChangeQuantity webhooks counted %v", v)
 	}
 }
