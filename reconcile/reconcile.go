@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -99,6 +100,32 @@ func (r Report) String() string {
 	return fmt.Sprintf("seen=%d inSync=%d adopted=%d healed=%d ignored=%d errors=%d drift[%s]", r.Seen, r.InSync, r.Adopted, r.Healed, r.Ignored, r.Errors, strings.Join(kinds, " "))
 }
 
+// Metric names, as the worker's Prometheus endpoint shows them, so operators can alert on drift and
+// errors without opening each run in the Temporal UI. They only grow (the SDK's OpenTelemetry handler
+// exports its counters as Prometheus gauges; use increase() as with a counter).
+const (
+	// MetricSubscriptions counts reconciled subscriptions by outcome (in_sync, adopted, healed, ignored,
+	// error).
+	MetricSubscriptions = "saas_reconciliation_subscriptions"
+	// MetricDrift counts differences found, by kind (the Drift* constants).
+	MetricDrift = "saas_reconciliation_drift"
+	// MetricRuns counts reconciliation runs that went through every page.
+	MetricRuns = "saas_reconciliation_runs"
+)
+
+// recordMetrics adds one page's findings to the metrics. The SDK's handler records nothing while a
+// workflow replays, so a page is counted once.
+func recordMetrics(m client.MetricsHandler, page Report) {
+	for outcome, n := range map[string]int{"in_sync": page.InSync, "adopted": page.Adopted, "healed": page.Healed, "ignored": page.Ignored, "error": page.Errors} {
+		if n > 0 {
+			m.WithTags(map[string]string{"outcome": outcome}).Counter(MetricSubscriptions).Inc(int64(n))
+		}
+	}
+	for kind, n := range page.Drift {
+		m.WithTags(map[string]string{"kind": kind}).Counter(MetricDrift).Inc(int64(n))
+	}
+}
+
 // QueryReport returns the running report of a reconciliation.
 const QueryReport = "report"
 
@@ -145,9 +172,11 @@ func Workflow(ctx workflow.Context, in Input) (Report, error) {
 		}
 		pr.Pages = 1
 		report.Add(pr)
+		recordMetrics(workflow.GetMetricsHandler(ctx), pr)
 		if page.NextLink == "" {
 			report.Finished = workflow.Now(ctx).UTC()
 			logger.Info("reconciliation finished", "report", report.String())
+			workflow.GetMetricsHandler(ctx).Counter(MetricRuns).Inc(1)
 			return report, nil
 		}
 		next = page.NextLink

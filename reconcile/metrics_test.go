@@ -1,0 +1,110 @@
+package reconcile_test
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"saasengine/config"
+	"saasengine/marketplace"
+	"saasengine/reconcile"
+)
+
+// pagedMarketplace serves fixed pages of subscriptions and no outstanding operations.
+type pagedMarketplace struct{ pages [][]marketplace.Subscription }
+
+func (m pagedMarketplace) ListSubscriptionsPage(_ context.Context, nextLink string) (*marketplace.SubscriptionsPage, error) {
+	i := 0
+	if nextLink != "" {
+		i, _ = strconv.Atoi(nextLink)
+	}
+	p := &marketplace.SubscriptionsPage{Subscriptions: m.pages[i]}
+	if i+1 < len(m.pages) {
+		p.NextLink = strconv.Itoa(i + 1)
+	}
+	return p, nil
+}
+
+func (pagedMarketplace) ListOperations(context.Context, string) ([]marketplace.Operation, error) {
+	return nil, nil
+}
+
+// knownEngine knows some subscriptions; snapshots are accepted.
+type knownEngine map[string]reconcile.Ours
+
+func (e knownEngine) Ours(_ context.Context, id string) (reconcile.Ours, bool, error) {
+	o, ok := e[id]
+	return o, ok, nil
+}
+
+func (knownEngine) Snapshot(context.Context, marketplace.Subscription) error { return nil }
+
+// A run's findings reach the worker's Prometheus endpoint (the same wiring as the worker binary), so
+// operators can alert on drift without opening each run.
+func TestReconciliationMetricsReachPrometheus(t *testing.T) {
+	m, err := config.NewMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suite testsuite.WorkflowTestSuite
+	suite.SetMetricsHandler(m.Handler)
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(time.Minute)
+
+	sub := func(id, plan string, qty int) marketplace.Subscription {
+		return marketplace.Subscription{ID: id, Status: marketplace.StatusSubscribed, PlanID: plan, Quantity: marketplace.Quantity(qty)}
+	}
+	ours := func(plan string, qty int64) reconcile.Ours {
+		return reconcile.Ours{Status: marketplace.StatusSubscribed, PlanID: plan, Quantity: qty}
+	}
+	env.RegisterActivity(&reconcile.Activities{
+		Marketplace: pagedMarketplace{pages: [][]marketplace.Subscription{
+			{sub("in-sync", "basic", 0), sub("plan-drift", "enterprise", 0)},
+			{sub("unknown", "basic", 0), sub("qty-drift", "team", 12)},
+		}},
+		Engine: knownEngine{"in-sync": ours("basic", 0), "plan-drift": ours("basic", 0), "qty-drift": ours("team", 10)},
+	})
+	env.ExecuteWorkflow(reconcile.Workflow, reconcile.Input{})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var rep reconcile.Report
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pages != 2 || rep.InSync != 1 || rep.Healed != 2 || rep.Adopted != 1 {
+		t.Fatalf("report %s", rep)
+	}
+
+	srv := httptest.NewServer(m.HTTPHandler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for series, want := range map[string]string{
+		`saas_reconciliation_subscriptions{[^}]*outcome="in_sync"[^}]*}`: "1",
+		`saas_reconciliation_subscriptions{[^}]*outcome="healed"[^}]*}`:  "2",
+		`saas_reconciliation_subscriptions{[^}]*outcome="adopted"[^}]*}`: "1",
+		`saas_reconciliation_drift{[^}]*kind="plan"[^}]*}`:               "1",
+		`saas_reconciliation_drift{[^}]*kind="quantity"[^}]*}`:           "1",
+		`saas_reconciliation_drift{[^}]*kind="unknownToUs"[^}]*}`:        "1",
+		`saas_reconciliation_runs{[^}]*}`:                                "1",
+	} {
+		m := regexp.MustCompile(`(?m)^` + series + ` (\S+)$`).FindSubmatch(body)
+		if m == nil || string(m[1]) != want {
+			t.Errorf("%s: got %q, want %s", series, m, want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", body)
+	}
+}
