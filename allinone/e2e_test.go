@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,13 +156,22 @@ func TestEndToEnd(t *testing.T) {
 	defer func() { stack.Close() }()
 	e := e2e{t: t, stack: stack}
 
-	ids := map[string]string{}
+	// The lifecycles run in parallel; each records its subscription here.
+	var (
+		mu  sync.Mutex
+		ids = map[string]string{}
+	)
+	record := func(name, id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		ids[name] = id
+	}
 	t.Run("lifecycles", func(t *testing.T) {
 		t.Run("seats-and-publisher-changes", func(t *testing.T) {
 			t.Parallel()
 			e := e2e{t: t, stack: stack}
 			id := e.buy("team", 10)
-			ids["seats"] = id
+			record("seats", id)
 			e.customer(id, "change-quantity", `{"quantity":20}`)
 			e.waitFor("20 seats", func() bool { return e.state(id).Quantity == 20 && e.microsoft(id).Quantity == 20 })
 			// Above the demo provisioner's limit: rejected, and Microsoft keeps 20.
@@ -199,7 +209,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Parallel()
 			e := e2e{t: t, stack: stack}
 			id := e.buy("basic", 0)
-			ids["suspend"] = id
+			record("suspend", id)
 			e.customer(id, "suspend", ``)
 			e.waitFor("suspended", func() bool { st := e.state(id); return st.Status == marketplace.StatusSuspended && st.TenantSuspended })
 			e.customer(id, "reinstate", ``)
@@ -217,7 +227,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Parallel()
 			e := e2e{t: t, stack: stack}
 			id := e.buy("trial", 0)
-			ids["trial"] = id
+			record("trial", id)
 			if !e.state(id).IsFreeTrial {
 				t.Fatal("trial not recorded")
 			}
@@ -228,7 +238,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("untouched", func(t *testing.T) {
 			t.Parallel()
 			e := e2e{t: t, stack: stack}
-			ids["untouched"] = e.buy("team", 5)
+			record("untouched", e.buy("team", 5))
 		})
 	})
 	if t.Failed() {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,51 +29,59 @@ func TestCtrlCAndRunAgainKeepsEverything(t *testing.T) {
 	emuAddr, httpAddr := freeAddr(t), freeAddr(t)
 	args := []string{"-data", dir, "-temporal-port", fmt.Sprint(port(freeAddr(t))), "-ui-port", fmt.Sprint(port(freeAddr(t))),
 		"-emulator-addr", emuAddr, "-http-addr", httpAddr}
-	start := func() (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command(bin, args...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.Env = append(os.Environ(), "METRICS_ADDR=off", "LOG_LEVEL=warn", "RECONCILE_INTERVAL=off")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
-		deadline := time.Now().Add(2 * time.Minute)
-		for !strings.Contains(out.String(), "saasengine is running") {
-			if time.Now().After(deadline) || cmd.ProcessState != nil {
-				t.Fatalf("allinone did not come up:\n%s", out.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		return cmd, &out
+	// proc is one run of the command; done delivers its exit.
+	type proc struct {
+		cmd  *exec.Cmd
+		out  *lockedBuffer
+		done chan error
 	}
-	stop := func(cmd *exec.Cmd, out *bytes.Buffer) {
-		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	start := func() proc {
+		p := proc{cmd: exec.Command(bin, args...), out: &lockedBuffer{}, done: make(chan error, 1)}
+		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+		p.cmd.Env = append(os.Environ(), "METRICS_ADDR=off", "LOG_LEVEL=warn", "RECONCILE_INTERVAL=off")
+		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { _ = p.cmd.Process.Kill() })
+		go func() { p.done <- p.cmd.Wait() }()
+		deadline := time.Now().Add(2 * time.Minute)
+		for !strings.Contains(p.out.String(), "saasengine is running") {
+			select {
+			case err := <-p.done:
+				t.Fatalf("allinone exited (%v) before it came up:\n%s", err, p.out.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("allinone did not come up:\n%s", p.out.String())
+			}
+		}
+		return p
+	}
+	stop := func(p proc) {
+		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
 		select {
-		case err := <-done:
+		case err := <-p.done:
 			if err != nil {
-				t.Fatalf("Ctrl-C did not stop cleanly: %v\n%s", err, out.String())
+				t.Fatalf("Ctrl-C did not stop cleanly: %v\n%s", err, p.out.String())
 			}
 		case <-time.After(time.Minute):
-			t.Fatalf("still running a minute after Ctrl-C:\n%s", out.String())
+			t.Fatalf("still running a minute after Ctrl-C:\n%s", p.out.String())
 		}
 	}
 
-	cmd, out := start()
-	if !strings.Contains(out.String(), "Temporal Web UI") || !strings.Contains(out.String(), "Marketplace (buy)") {
-		t.Fatalf("banner does not say where to go:\n%s", out.String())
+	first := start()
+	if banner := first.out.String(); !strings.Contains(banner, "Temporal Web UI") || !strings.Contains(banner, "Marketplace (buy)") {
+		t.Fatalf("banner does not say where to go:\n%s", banner)
 	}
 	stack := &Stack{EmulatorURL: "http://" + emuAddr, HTTPURL: "http://" + httpAddr, AdminToken: "dev-admin-token"}
 	e := e2e{t: t, stack: stack}
 	id := e.buy("team", 7)
-	stop(cmd, out)
+	stop(first)
 
-	cmd, out = start()
-	defer stop(cmd, out)
+	second := start()
+	defer stop(second)
 	restarted := time.Now()
 	e.waitFor("state after restart", func() bool {
 		st := e.state(id)
@@ -91,4 +100,22 @@ func TestCtrlCAndRunAgainKeepsEverything(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz after restart: %v", err)
 	}
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
