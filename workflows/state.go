@@ -59,8 +59,9 @@ type State struct {
 	// Provisioned is true once the ISV's tenant exists; TenantSuspended while it is suspended.
 	Provisioned     bool `json:"provisioned"`
 	TenantSuspended bool `json:"tenantSuspended"`
-	Confirmed       bool `json:"confirmed"`
-	Approved        bool `json:"approved"`
+	// Confirmed: the buyer confirmed on the landing page, or an operator approved.
+	Confirmed bool `json:"confirmed"`
+	Approved  bool `json:"approved"`
 
 	ActivatedAt     time.Time `json:"activatedAt,omitzero"`
 	UnsubscribedAt  time.Time `json:"unsubscribedAt,omitzero"`

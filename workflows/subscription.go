@@ -14,10 +14,20 @@ import (
 	"saasengine/provisioning"
 )
 
-// Versioning: this is the first shape of the workflow, so nothing is behind workflow.GetVersion yet.
-// Once it has run in production, every change to the order of commands (activities, timers, upserts)
-// goes behind workflow.GetVersion(ctx, "<change-id>", workflow.DefaultVersion, 1), and a replay test over
-// recorded histories guards determinism.
+// Versioning: every change to the order of commands (activities, timers, upserts) goes behind a
+// version, and a replay test over recorded histories guards determinism. Each run asks once, at its
+// start, for the version of changeID (one marker per run rather than one per change); code branches on
+// r.version >= the change's constant. Add a change by adding a constant and raising versionLatest.
+const changeID = "subscription-workflow"
+
+// Versions of the workflow.
+const (
+	// versionConfirmSightings: a pending subscription is activated only once the purchase was confirmed
+	// (the buyer on the landing page, or an operator's approve), whoever saw it first; before, one found
+	// by a webhook or reconciliation was activated (billing started) at once.
+	versionConfirmSightings workflow.Version = 1
+	versionLatest                            = versionConfirmSightings
+)
 
 // Timing of the workflow's own waits.
 const (
@@ -52,10 +62,11 @@ func SubscriptionWorkflow(ctx workflow.Context, in Input) (State, error) {
 }
 
 type runner struct {
-	in    Input
-	opts  Options
-	st    State
-	queue []*item
+	in      Input
+	opts    Options
+	version workflow.Version
+	st      State
+	queue   []*item
 	// handled counts inputs handled in this run.
 	handled int
 	lastSA  *searchView
@@ -88,6 +99,12 @@ func (r *runner) run(ctx workflow.Context) (State, error) {
 	r.st.Runs++
 	if err := r.setup(ctx); err != nil {
 		return r.st, err
+	}
+	r.version = workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, versionLatest)
+	if r.version >= versionConfirmSightings {
+		// Billing starts at activation: never on the strength of a webhook or a reconciliation snapshot
+		// alone. The buyer's landing visit (confirm) or an operator (approve) confirms the purchase.
+		r.opts.RequireConfirmation = true
 	}
 	if r.in.Carried == nil {
 		r.st.Record(r.now(ctx), "start", "", "", "", "source "+r.in.Source)
@@ -276,7 +293,13 @@ func (r *runner) handle(ctx workflow.Context, it *item) {
 		r.answerState(it)
 	case UpdateApprove:
 		r.st.Approved = true
-		r.st.Record(r.now(ctx), "approve", "", "", "", "operator approved")
+		note := "operator approved"
+		if r.version >= versionConfirmSightings && !r.st.Confirmed {
+			// So operators can activate a subscription whose buyer never came back to the landing page.
+			r.st.Confirmed = true
+			note += " (counts as the purchase's confirmation)"
+		}
+		r.st.Record(r.now(ctx), "approve", "", "", "", note)
 		r.retryActivation(ctx)
 		r.answerState(it)
 	case UpdateChangePlan, UpdateChangeQuantity, UpdateCancel:

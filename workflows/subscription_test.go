@@ -153,9 +153,58 @@ func TestApprovalRequired(t *testing.T) {
 	assert.Equal(t, 1, h.fake.count("Activate"))
 }
 
+// confirmAt has the buyer confirm on the landing page at d: activation waits for it.
+func (h *harness) confirmAt(d time.Duration) {
+	h.at(d, func() { h.update(UpdateConfirm, nil, nil, ConfirmRequest{}) })
+}
+
+// A pending subscription found by reconciliation is not activated (billed) until the buyer confirms.
+func TestPendingFoundByReconciliationWaitsForConfirmation(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
+	var waiting, done State
+	activationsBefore, provisionedBefore := -1, -1
+	h.at(time.Hour, func() {
+		waiting = h.state()
+		activationsBefore = h.fake.count("Activate")
+		provisionedBefore = h.demo.Applied(key(keyActivate))
+		h.update(UpdateConfirm, nil, nil, ConfirmRequest{})
+	})
+	h.at(2*time.Hour, func() { done = h.state() })
+	s := subscription(marketplace.StatusPendingFulfillmentStart)
+	h.run(Input{SubscriptionID: subID, Source: SourceReconcile, Subscription: &s}, 3*time.Hour)
+
+	assert.Equal(t, PhaseAwaitingConfirmation, waiting.Phase)
+	assert.Equal(t, 0, activationsBefore, "no activation without a confirmation")
+	assert.Equal(t, 0, provisionedBefore, "nothing provisioned before the confirmation")
+	assert.Equal(t, marketplace.StatusSubscribed, done.Status)
+	assert.Equal(t, PhaseIdle, done.Phase)
+	assert.Equal(t, 1, h.fake.count("Activate"))
+}
+
+// A pending subscription first seen by a webhook, with REQUIRE_APPROVAL: the operator's approve alone
+// activates it (the buyer never came back to the landing page).
+func TestPendingFoundByWebhookActivatedByApprove(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
+	var waiting, approved, done State
+	h.at(time.Hour, func() {
+		waiting = h.state()
+		h.update(UpdateApprove, &approved, nil)
+	})
+	h.at(2*time.Hour, func() { done = h.state() })
+	h.run(Input{SubscriptionID: subID, Source: SourceWebhook, Options: Options{RequireApproval: true}}, 3*time.Hour)
+
+	assert.Equal(t, PhaseAwaitingConfirmation, waiting.Phase)
+	assert.Equal(t, marketplace.StatusPendingFulfillmentStart, waiting.Status)
+	assert.True(t, approved.Confirmed, "approve counts as confirmation")
+	assert.Equal(t, marketplace.StatusSubscribed, done.Status)
+	assert.Equal(t, PhaseIdle, done.Phase)
+	assert.Equal(t, 1, h.fake.count("Activate"))
+}
+
 func TestActivationForbiddenFailsThenRetriesOnApprove(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
 	h.fake.fail("Activate", &marketplace.Error{Op: "activate", StatusCode: 403, Code: "Forbidden", Message: "publisher not allowed"})
+	h.confirmAt(time.Minute)
 	var failed, retried State
 	h.at(time.Hour, func() {
 		failed = h.state()
@@ -178,6 +227,7 @@ func TestActivationForbiddenFailsThenRetriesOnApprove(t *testing.T) {
 func TestActivateThrottledHonoursRetryAfter(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
 	h.fake.fail("Activate", &marketplace.Error{Op: "activate", StatusCode: 429, Retryable: true, RetryAfter: 7 * time.Second})
+	h.confirmAt(time.Minute)
 	var st State
 	h.at(time.Hour, func() { st = h.state() })
 	s := subscription(marketplace.StatusPendingFulfillmentStart)
@@ -195,6 +245,7 @@ func TestActivateAlreadyActiveCountsAsSuccess(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
 	// Our state says pending, Microsoft already activated it (a repeat after a lost answer).
 	h.fake.setStatus(subID, marketplace.StatusSubscribed)
+	h.confirmAt(time.Minute)
 	var st State
 	h.at(time.Hour, func() { st = h.state() })
 	s := subscription(marketplace.StatusPendingFulfillmentStart)
