@@ -26,7 +26,11 @@ const (
 	// (the buyer on the landing page, or an operator's approve), whoever saw it first; before, one found
 	// by a webhook or reconciliation was activated (billing started) at once.
 	versionConfirmSightings workflow.Version = 1
-	versionLatest                            = versionConfirmSightings
+	// versionServeDecides: the waits between polls (publisher operations, activation) answer decide-change
+	// items that arrive meanwhile instead of holding them until the long step ends, past Microsoft's
+	// 10-second window.
+	versionServeDecides workflow.Version = 2
+	versionLatest                        = versionServeDecides
 )
 
 // Timing of the workflow's own waits.
@@ -51,8 +55,9 @@ var acts *activities.Activities
 //
 // All inputs (signals and updates) go through one queue handled in order by one loop; handlers only
 // enqueue and wait for their item's answer. Decide-change items jump the queue (Microsoft's 10-second
-// window). A long step (polling a publisher-initiated operation) holds the queue: a cancel sent while a
-// change is pending therefore waits for the change to finish, then runs ("wait", not "supersede").
+// window) and are answered even during a long step (see pause). Otherwise a long step (polling a
+// publisher-initiated operation) holds the queue: a cancel sent while a change is pending therefore waits
+// for the change to finish, then runs ("wait", not "supersede").
 func SubscriptionWorkflow(ctx workflow.Context, in Input) (State, error) {
 	r := &runner{in: in, opts: in.Options}
 	if r.opts.MaxEvents <= 0 {
@@ -382,7 +387,7 @@ func (r *runner) activate(ctx workflow.Context) {
 		case marketplace.StatusUnsubscribed:
 			return // advance deprovisions
 		}
-		_ = workflow.Sleep(ctx, delay)
+		_ = r.pause(ctx, delay)
 		delay = min(2*delay, pollMax)
 	}
 	r.st.Fail(r.now(ctx), PhaseActivationFailed, "subscription not Subscribed after activation")
@@ -961,12 +966,33 @@ func (r *runner) pollOperation(ctx workflow.Context, opID string) (marketplace.O
 		if i >= maxOperationPolls {
 			return op, fmt.Errorf("operation %s still %s after %d polls", opID, op.Status, i+1)
 		}
-		if err := workflow.Sleep(ctx, delay); err != nil {
+		if err := r.pause(ctx, delay); err != nil {
 			return op, err
 		}
 		delay = min(2*delay, pollMax)
 	}
 }
+
+// pause waits d between two polls of a long step. From versionServeDecides on, a decide-change item
+// that arrives meanwhile is handled at once (nested in the long step) rather than after it: the customer's
+// webhook is waiting for the answer and Microsoft decides by itself after ten seconds.
+func (r *runner) pause(ctx workflow.Context, d time.Duration) error {
+	if r.version < versionServeDecides {
+		return workflow.Sleep(ctx, d)
+	}
+	end := workflow.Now(ctx).Add(d)
+	for d > 0 {
+		decide, err := workflow.AwaitWithTimeout(ctx, d, r.hasDecide)
+		if err != nil || !decide {
+			return err
+		}
+		r.handle(ctx, r.pop()) // pop takes decide-change items first
+		d = end.Sub(workflow.Now(ctx))
+	}
+	return nil
+}
+
+func (r *runner) hasDecide() bool { return r.queued(UpdateDecideChange) }
 
 // provision runs one lifecycle provisioning step keyed by the subscription and key.
 func (r *runner) provision(ctx workflow.Context, step, key string) error {

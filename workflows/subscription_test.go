@@ -649,3 +649,45 @@ func TestContinueAsNewCarriesStateAndSignals(t *testing.T) {
 	}
 	assert.Equal(t, 1, h.demo.Applied(key(keyActivate)))
 }
+
+// A customer's seat change (decide-change, Microsoft's 10-second window) arriving while a publisher plan
+// change is being polled is answered during the polling, not after the publisher operation ends.
+func TestDecideChangeServedWhilePollingPublisherChange(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	h.fake.polls = 30 // the publisher operation stays InProgress for several minutes
+	var change CommandResult
+	changeDone := false
+	var dec ChangeDecision
+	answeredBeforeChangeDone := false
+	var ev marketplace.WebhookEvent
+	h.at(time.Minute, func() {
+		h.env.UpdateWorkflow(UpdateChangePlan, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("change-plan rejected: %v", err) },
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				change, changeDone = v.(CommandResult), true
+			},
+		}, ChangePlanRequest{PlanID: "gold"})
+	})
+	h.at(time.Minute+20*time.Second, func() {
+		ev = h.fake.announce(subID, marketplace.ActionChangeQuantity, "basic", 8)
+		h.env.UpdateWorkflow(UpdateDecideChange, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("decide-change rejected: %v", err) },
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				dec, answeredBeforeChangeDone = v.(ChangeDecision), !changeDone
+			},
+		}, ev)
+	})
+	var st State
+	h.at(2*time.Hour, func() { st = h.state() })
+	h.run(adopted(Options{}), 3*time.Hour)
+
+	assert.Equal(t, ChangeDecision{Accepted: true, Decided: true}, dec)
+	assert.True(t, answeredBeforeChangeDone, "the decision was held until the publisher operation ended")
+	assert.Equal(t, "Succeeded", change.Status)
+	assert.Equal(t, 1, h.fake.count("UpdateOperation:Success"))
+	assert.Equal(t, "gold", st.PlanID)
+	assert.Equal(t, int64(8), st.Quantity)
+	assert.Equal(t, 1, h.demo.Applied(key(ev.ID)))
+}
