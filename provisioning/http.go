@@ -52,7 +52,7 @@ func (h *HTTP) Provision(ctx context.Context, r Request) error {
 // DecideChange asks the ISV whether to accept a change; the answer is the response body, a Decision.
 func (h *HTTP) DecideChange(ctx context.Context, r ChangeRequest) (Decision, error) {
 	var d Decision
-	err := h.post(ctx, PathDecideChange, r.Key(), r, &d)
+	err := h.post(ctx, PathDecideChange, r.DecideKey(), r, &d)
 	return d, err
 }
 

@@ -102,6 +102,41 @@ func TestDemoDecideChange(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, dec.Accept)
 	assert.Equal(t, 0, d.Applied(IdempotencyKey("s", "1")), "deciding changes nothing")
+	assert.Equal(t, 2, d.Calls(DecideKey("s", "1")))
+}
+
+// Deciding on a change and applying it are two steps with two keys: a service that answers a repeated
+// key with the first result must not answer the apply with the decision.
+func TestDecideAndApplyKeysDiffer(t *testing.T) {
+	ctx := context.Background()
+	ch := ChangeRequest{SubscriptionID: "s1", OperationID: "op", Action: marketplace.ActionChangeQuantity, Quantity: 7}
+	assert.Equal(t, "s1/op/decide", ch.DecideKey())
+	assert.Equal(t, "s1/op", ch.Key())
+
+	keys := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keys[r.URL.Path] = r.Header.Get(HeaderIdempotencyKey)
+		_ = json.NewEncoder(w).Encode(Decision{Accept: true})
+	}))
+	defer srv.Close()
+	h := &HTTP{BaseURL: srv.URL, Secret: "k"}
+	_, err := h.DecideChange(ctx, ch)
+	require.NoError(t, err)
+	require.NoError(t, h.ApplyChange(ctx, ch))
+	assert.Equal(t, "s1/op/decide", keys["/decide-change"])
+	assert.Equal(t, "s1/op", keys["/apply-change"])
+
+	// The demo provisioner keeps them apart too: the decision does not mark the change as applied.
+	d, err := NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
+	require.NoError(t, err)
+	require.NoError(t, d.Provision(ctx, Request{SubscriptionID: "s1", OperationID: "activate", Subscription: sub("s1")}))
+	_, err = d.DecideChange(ctx, ch)
+	require.NoError(t, err)
+	require.NoError(t, d.ApplyChange(ctx, ch))
+	assert.Equal(t, 1, d.Calls(ch.DecideKey()))
+	assert.Equal(t, 1, d.Calls(ch.Key()))
+	tn, _ := d.Tenant("s1")
+	assert.Equal(t, int64(7), tn.Quantity)
 }
 
 func TestHTTPCallback(t *testing.T) {
