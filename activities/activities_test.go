@@ -76,6 +76,9 @@ func TestUpdateOperationAlreadyDecided(t *testing.T) {
 			if tc.wantError != "" {
 				require.Error(t, err)
 				assert.Equal(t, tc.wantError, ErrorType(err))
+				f, ok := Failure(err)
+				require.True(t, ok, "the failure carries its details")
+				assert.Equal(t, int32(1), f.Attempt, "the attempt is recorded for the workflow")
 				return
 			}
 			require.NoError(t, err)

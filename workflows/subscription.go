@@ -30,7 +30,10 @@ const (
 	// items that arrive meanwhile instead of holding them until the long step ends, past Microsoft's
 	// 10-second window.
 	versionServeDecides workflow.Version = 2
-	versionLatest                        = versionServeDecides
+	// versionAmbiguousRejections: a 409, or any refusal of a retried PATCH/DELETE, may be about the
+	// operation an earlier attempt created: look for it before reporting the command Rejected.
+	versionAmbiguousRejections workflow.Version = 3
+	versionLatest                               = versionAmbiguousRejections
 )
 
 // Timing of the workflow's own waits.
@@ -752,13 +755,18 @@ func (r *runner) command(ctx workflow.Context, it *item) CommandResult {
 		err = workflow.ExecuteActivity(writes, acts.DeleteSubscription, r.st.SubscriptionID).Get(ctx, &opID)
 	}
 	if err != nil {
-		if rejected(err) {
+		refused := rejected(err)
+		if refused && !(r.version >= versionAmbiguousRejections && ambiguousRefusal(err)) {
 			r.st.Record(r.now(ctx), "command-rejected", "", "", "", it.name+": "+message(err))
 			return CommandResult{Status: ResultRejected, Message: message(err)}
 		}
 		// Ambiguous: the write may have happened. Look for it rather than sending it again.
 		opID = r.findOperation(ctx, pending)
-		if opID == "" {
+		switch {
+		case opID == "" && refused:
+			r.st.Record(r.now(ctx), "command-rejected", "", "", "", it.name+": "+message(err))
+			return CommandResult{Status: ResultRejected, Message: message(err)}
+		case opID == "":
 			r.st.Record(r.now(ctx), "command-unknown", "", "", "", it.name+": "+message(err))
 			return CommandResult{Status: ResultUnknown, Message: message(err)}
 		}
@@ -1055,6 +1063,17 @@ func rejected(err error) bool {
 		return true
 	}
 	return false
+}
+
+// ambiguousRefusal reports a refusal of a write that may concern an operation the write itself created:
+// a 409 (an operation is in progress, perhaps ours), or any refusal of a retried attempt (the first one
+// may have gone through with its answer lost).
+func ambiguousRefusal(err error) bool {
+	if activities.ErrorType(err) == activities.ErrMarketplaceConflict {
+		return true
+	}
+	f, ok := activities.Failure(err)
+	return ok && f.Attempt > 1
 }
 
 func isNotFound(err error) bool {

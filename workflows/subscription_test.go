@@ -691,3 +691,34 @@ func TestDecideChangeServedWhilePollingPublisherChange(t *testing.T) {
 	assert.Equal(t, int64(8), st.Quantity)
 	assert.Equal(t, 1, h.demo.Applied(key(ev.ID)))
 }
+
+// A publisher change whose first PATCH went through with its answer lost: the retry gets 409 (the
+// operation is in progress). The workflow finds the operation instead of reporting the change Rejected.
+func TestPublisherChangeRetriedWriteConflictFindsOperation(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	h.fake.lose["ChangePlan"] = 1
+	h.fake.fail("ChangePlan", nil, &marketplace.Error{Op: "change plan", StatusCode: 409, Code: "Conflict", Message: "an operation is in progress"})
+	var res CommandResult
+	h.at(time.Minute, func() { h.update(UpdateChangePlan, &res, nil, ChangePlanRequest{PlanID: "gold"}) })
+	var st State
+	h.at(time.Hour, func() { st = h.state() })
+	h.run(adopted(Options{}), 2*time.Hour)
+
+	assert.Equal(t, 2, h.fake.count("ChangePlan"))
+	assert.Equal(t, "Succeeded", res.Status, res.Message)
+	assert.Equal(t, "op-1", res.OperationID)
+	assert.Equal(t, "gold", st.PlanID)
+	assert.Equal(t, "gold", h.tenant().PlanID)
+}
+
+// A refusal of a retried write with nothing found stays Rejected.
+func TestPublisherChangeRetriedWriteRefusedNothingFound(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	h.fake.fail("ChangeQuantity", &marketplace.Error{Op: "change quantity", StatusCode: 503, Retryable: true},
+		&marketplace.Error{Op: "change quantity", StatusCode: 400, Code: "BadArgument", Message: "no"})
+	var res CommandResult
+	h.at(time.Minute, func() { h.update(UpdateChangeQuantity, &res, nil, ChangeQuantityRequest{Quantity: 9}) })
+	h.run(adopted(Options{}), 2*time.Hour)
+	assert.Equal(t, ResultRejected, res.Status)
+	assert.Equal(t, 1, h.fake.count("ListOperations"), "looked for the operation first")
+}
