@@ -27,6 +27,9 @@ const (
 	ErrMarketplaceRejected = "MarketplaceRejected"
 	// ErrProvisioningRejected is a permanent refusal by the ISV's provisioning.
 	ErrProvisioningRejected = "ProvisioningRejected"
+	// ErrProvisioningRetryable is a busy or failing provisioning service (408, 429, 5xx); retried after
+	// its Retry-After when it sent one.
+	ErrProvisioningRetryable = "ProvisioningRetryable"
 )
 
 // MarketplaceFailure is the detail attached to Marketplace application errors.
@@ -93,6 +96,10 @@ func mapError(err error, attempt int32) error {
 	var pe *provisioning.PermanentError
 	if errors.As(err, &pe) {
 		return temporal.NewApplicationErrorWithOptions(pe.Error(), ErrProvisioningRejected, temporal.ApplicationErrorOptions{NonRetryable: true})
+	}
+	var re *provisioning.RetryableError
+	if errors.As(err, &re) {
+		return temporal.NewApplicationErrorWithOptions(re.Error(), ErrProvisioningRetryable, temporal.ApplicationErrorOptions{NextRetryDelay: re.RetryAfter})
 	}
 	return err
 }

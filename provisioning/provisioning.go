@@ -12,6 +12,7 @@ package provisioning
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"saasengine/marketplace"
 )
@@ -96,6 +97,19 @@ func (e *PermanentError) Error() string {
 		return fmt.Sprintf("provisioning: %d: %s", e.StatusCode, e.Message)
 	}
 	return "provisioning: " + e.Message
+}
+
+// RetryableError is a failure worth retrying that says when: a 408, 429 or 5xx from the ISV's service,
+// with its Retry-After.
+type RetryableError struct {
+	StatusCode int
+	Message    string
+	// RetryAfter is the service's Retry-After, or 0.
+	RetryAfter time.Duration
+}
+
+func (e *RetryableError) Error() string {
+	return fmt.Sprintf("provisioning: %d: %s", e.StatusCode, e.Message)
 }
 
 // IsPermanent reports whether err is, or wraps, a *PermanentError.
