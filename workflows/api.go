@@ -60,6 +60,11 @@ const (
 	UpdateCancel = "cancel"
 )
 
+// ErrSubscriptionNotFound is the type of the application error a workflow fails with when Microsoft does
+// not know its subscription (its final State is the error's detail). Failing, rather than completing,
+// lets a later sighting start the workflow again.
+const ErrSubscriptionNotFound = "SubscriptionNotFound"
+
 // QueryState returns the workflow's State.
 const QueryState = "state"
 

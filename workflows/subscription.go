@@ -33,7 +33,12 @@ const (
 	// versionAmbiguousRejections: a 409, or any refusal of a retried PATCH/DELETE, may be about the
 	// operation an earlier attempt created: look for it before reporting the command Rejected.
 	versionAmbiguousRejections workflow.Version = 3
-	versionLatest                               = versionAmbiguousRejections
+	// versionNotFoundFails: a workflow that ends because Microsoft does not know its subscription fails
+	// instead of completing. Starters may start a failed workflow's ID again (ALLOW_DUPLICATE_FAILED_ONLY)
+	// but never a completed one, so an early 404 (a forged or premature webhook) no longer blocks the
+	// subscription's workflow for good.
+	versionNotFoundFails workflow.Version = 4
+	versionLatest                         = versionNotFoundFails
 )
 
 // Timing of the workflow's own waits.
@@ -855,6 +860,10 @@ func (r *runner) finish(ctx workflow.Context) (State, error) {
 		_ = workflow.Await(ctx, func() bool { return len(r.queue) > 0 || workflow.AllHandlersFinished(ctx) })
 		if len(r.queue) == 0 {
 			r.upsertSearch(ctx)
+			if r.st.Phase == PhaseNotFound && r.version >= versionNotFoundFails {
+				return r.st, temporal.NewNonRetryableApplicationError(
+					"Microsoft does not know subscription "+r.st.SubscriptionID, ErrSubscriptionNotFound, nil, r.st)
+			}
 			return r.st, nil
 		}
 	}

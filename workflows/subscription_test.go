@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -721,4 +722,21 @@ func TestPublisherChangeRetriedWriteRefusedNothingFound(t *testing.T) {
 	h.run(adopted(Options{}), 2*time.Hour)
 	assert.Equal(t, ResultRejected, res.Status)
 	assert.Equal(t, 1, h.fake.count("ListOperations"), "looked for the operation first")
+}
+
+// A webhook for a subscription Microsoft does not know (yet) ends the workflow as failed, not completed:
+// the start policy lets a later sighting (a redelivery, the landing page) start it again.
+func TestWebhookForUnknownSubscriptionFailsWorkflow(t *testing.T) {
+	h := newHarness(t)
+	h.env.ExecuteWorkflow(WorkflowType, Input{SubscriptionID: subID, Source: SourceWebhook})
+	require.True(t, h.env.IsWorkflowCompleted())
+	err := h.env.GetWorkflowError()
+	require.Error(t, err, "a NotFound workflow must not complete successfully")
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, ErrSubscriptionNotFound, ae.Type())
+	var st State
+	require.NoError(t, ae.Details(&st))
+	assert.Equal(t, PhaseNotFound, st.Phase)
+	assert.Equal(t, 0, h.fake.count("Activate"))
 }
