@@ -231,6 +231,11 @@ func (s *State) MarkSeen(operationID string, action marketplace.Action, outcome 
 	}
 }
 
+// ForgetSeen drops an operation from the handled ones, so that it is handled again when it comes back.
+func (s *State) ForgetSeen(operationID string) {
+	s.SeenOperations = slices.DeleteFunc(s.SeenOperations, func(o SeenOperation) bool { return o.ID == operationID })
+}
+
 // NextKey returns a fresh engine-made idempotency suffix such as "sync-3".
 func (s *State) NextKey(prefix string) string {
 	s.Seq++

@@ -38,7 +38,10 @@ const (
 	// but never a completed one, so an early 404 (a forged or premature webhook) no longer blocks the
 	// subscription's workflow for good.
 	versionNotFoundFails workflow.Version = 4
-	versionLatest                         = versionNotFoundFails
+	// versionSeenWhenActed: an operation whose handling could not read Microsoft (or reach the tenant) is
+	// forgotten again, so a redelivery of its webhook is acted on instead of dropped as a duplicate.
+	versionSeenWhenActed workflow.Version = 5
+	versionLatest                         = versionSeenWhenActed
 )
 
 // Timing of the workflow's own waits.
@@ -479,7 +482,10 @@ func (r *runner) onOperation(ctx workflow.Context, op marketplace.Operation, it 
 		r.st.Record(now, "duplicate", "", "", op.ID, string(op.Action))
 		return
 	}
+	// Marked seen before acting, so that a redelivery handled meanwhile (nested in a long step) is a
+	// duplicate; forgotten again below if acting failed.
 	r.st.MarkSeen(op.ID, op.Action, "")
+	acted := true
 	switch step {
 	case StepIgnore, StepNotApplied, StepUnknown:
 		r.st.Record(now, "ignored", "", "", op.ID, string(op.Action)+": "+why)
@@ -488,13 +494,17 @@ func (r *runner) onOperation(ctx workflow.Context, op marketplace.Operation, it 
 	case StepApplyChange:
 		r.applyChange(ctx, changeRequest(r.st.SubscriptionID, op), why)
 	case StepSuspend:
-		r.suspend(ctx, op.ID)
+		acted = r.suspend(ctx, op.ID)
 	case StepReinstate:
-		r.reinstate(ctx, op)
+		acted = r.reinstate(ctx, op)
 	case StepRenew:
-		if sub, err := r.getSubscription(ctx); err == nil {
-			r.follow(ctx, sub, "renew")
+		sub, err := r.getSubscription(ctx)
+		if err != nil {
+			r.st.Record(r.now(ctx), "renew-unverified", "", "", op.ID, message(err))
+			acted = false
+			break
 		}
+		r.follow(ctx, sub, "renew")
 		r.st.Record(r.now(ctx), "renew", "", r.st.Term.EndDate.Format(time.DateOnly), op.ID, "term renewed")
 	case StepUnsubscribe:
 		sub, err := r.getSubscription(ctx)
@@ -507,6 +517,10 @@ func (r *runner) onOperation(ctx workflow.Context, op marketplace.Operation, it 
 			return
 		}
 		r.st.Record(r.now(ctx), "ignored", "", "", op.ID, "Unsubscribe not confirmed by Get subscription")
+		acted = err == nil
+	}
+	if !acted && r.version >= versionSeenWhenActed {
+		r.st.ForgetSeen(op.ID)
 	}
 }
 
@@ -601,30 +615,32 @@ func (r *runner) applyChange(ctx workflow.Context, req provisioning.ChangeReques
 	_ = r.refresh(ctx, "after change")
 }
 
-func (r *runner) suspend(ctx workflow.Context, opID string) {
+// suspend reports false when it could not act (Microsoft or the tenant unreachable).
+func (r *runner) suspend(ctx workflow.Context, opID string) bool {
 	sub, err := r.getSubscription(ctx)
 	if err != nil {
 		r.st.Record(r.now(ctx), "suspend-unverified", "", "", opID, message(err))
-		return
+		return false
 	}
 	r.follow(ctx, sub, "suspend")
 	if sub.Status != marketplace.StatusSuspended {
 		r.st.Record(r.now(ctx), "ignored", "", string(sub.Status), opID, "Suspend resolved against Get subscription: not suspended")
-		return
+		return true
 	}
-	r.suspendTenant(ctx, opID)
+	return r.suspendTenant(ctx, opID)
 }
 
-func (r *runner) suspendTenant(ctx workflow.Context, key string) {
+func (r *runner) suspendTenant(ctx workflow.Context, key string) bool {
 	if !r.st.Provisioned || r.st.TenantSuspended {
-		return
+		return true
 	}
 	if err := r.provision(ctx, "suspend", key); err != nil {
 		r.st.LastError = "suspend: " + message(err)
-		return
+		return false
 	}
 	r.st.TenantSuspended = true
 	r.st.Record(r.now(ctx), "tenant", "active", "suspended", key, "")
+	return true
 }
 
 func (r *runner) reinstateTenant(ctx workflow.Context, key string) error {
@@ -641,18 +657,20 @@ func (r *runner) reinstateTenant(ctx workflow.Context, key string) error {
 
 // reinstate restores the tenant when Microsoft is reinstating (Suspended with the Reinstate operation in
 // progress: restore, then acknowledge tolerating 400/409) or has reinstated (Subscribed).
-func (r *runner) reinstate(ctx workflow.Context, op marketplace.Operation) {
+//
+// It reports false when it could not act (Microsoft or the tenant unreachable).
+func (r *runner) reinstate(ctx workflow.Context, op marketplace.Operation) bool {
 	sub, err := r.getSubscription(ctx)
 	if err != nil {
 		r.st.Record(r.now(ctx), "reinstate-unverified", "", "", op.ID, message(err))
-		return
+		return false
 	}
 	r.follow(ctx, sub, "reinstate")
 	inProgress := op.Status == marketplace.OperationInProgress || op.Status == marketplace.OperationNotStarted
 	switch {
 	case sub.Status == marketplace.StatusSuspended && inProgress:
 		if r.reinstateTenant(ctx, op.ID) != nil {
-			return
+			return false
 		}
 		var res activities.UpdateOperationResult
 		err := workflow.ExecuteActivity(r.ao(ctx, activities.MarketplaceReadOptions()), acts.UpdateOperation,
@@ -668,13 +686,14 @@ func (r *runner) reinstate(ctx workflow.Context, op marketplace.Operation) {
 			r.follow(ctx, sub, "after reinstate")
 		}
 	case sub.Status == marketplace.StatusSubscribed:
-		if r.st.TenantSuspended {
-			_ = r.reinstateTenant(ctx, op.ID)
+		if r.st.TenantSuspended && r.reinstateTenant(ctx, op.ID) != nil {
+			return false
 		}
 		r.st.Record(r.now(ctx), "reinstate", "", string(sub.Status), op.ID, "resolved against Get subscription")
 	default:
 		r.st.Record(r.now(ctx), "ignored", "", string(sub.Status), op.ID, "Reinstate: operation "+string(op.Status))
 	}
+	return true
 }
 
 // onSnapshot catches up with Microsoft after reconciliation noticed a difference: re-read the
@@ -687,7 +706,7 @@ func (r *runner) onSnapshot(ctx workflow.Context) {
 	case marketplace.StatusUnsubscribed:
 		return // advance deprovisions
 	case marketplace.StatusSuspended:
-		r.suspendTenant(ctx, r.st.NextKey("reconcile-suspend"))
+		_ = r.suspendTenant(ctx, r.st.NextKey("reconcile-suspend"))
 	}
 	var ops []marketplace.Operation
 	err := workflow.ExecuteActivity(r.ao(ctx, activities.MarketplaceReadOptions()), acts.ListOperations, r.st.SubscriptionID).Get(ctx, &ops)

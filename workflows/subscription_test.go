@@ -740,3 +740,31 @@ func TestWebhookForUnknownSubscriptionFailsWorkflow(t *testing.T) {
 	assert.Equal(t, PhaseNotFound, st.Phase)
 	assert.Equal(t, 0, h.fake.count("Activate"))
 }
+
+// A Suspend whose Get subscription failed was not acted on: its redelivery is handled, not dropped as a
+// duplicate.
+func TestSuspendRedeliveredAfterFailedReadIsActedOn(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	var ev marketplace.WebhookEvent
+	var first State
+	h.at(time.Minute, func() {
+		ev = h.fake.announce(subID, marketplace.ActionSuspend, "", 0)
+		h.fake.fail("GetSubscription", &marketplace.Error{Op: "get subscription", StatusCode: 403, Code: "Forbidden", Message: "token rejected"})
+		h.signal(ev)
+	})
+	h.at(10*time.Minute, func() {
+		first = h.state()
+		h.signal(ev) // Microsoft redelivers
+	})
+	var st State
+	h.at(time.Hour, func() { st = h.state() })
+	h.run(adopted(Options{}), 2*time.Hour)
+
+	_, seen := first.Seen(ev.ID)
+	assert.False(t, seen, "an operation not acted on is not marked seen")
+	assert.False(t, first.TenantSuspended)
+	assert.True(t, st.TenantSuspended, "the redelivery suspended the tenant")
+	assert.Equal(t, provisioning.TenantSuspended, h.tenant().Status)
+	_, seen = st.Seen(ev.ID)
+	assert.True(t, seen)
+}
