@@ -119,7 +119,11 @@ func (a *Activities) log(ctx context.Context) *zap.Logger {
 
 // fail logs a failed call (without payloads) and returns it classified.
 func (a *Activities) fail(ctx context.Context, err error) error {
-	mapped := MapError(err)
+	var attempt int32
+	if activity.IsActivity(ctx) {
+		attempt = activity.GetInfo(ctx).Attempt
+	}
+	mapped := mapError(err, attempt)
 	a.log(ctx).Warn("activity failed", zap.Error(err))
 	return mapped
 }

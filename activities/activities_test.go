@@ -39,6 +39,12 @@ func TestMapError(t *testing.T) {
 	assert.Equal(t, ErrProvisioningRejected, ae.Type())
 	assert.True(t, ae.NonRetryable())
 
+	err = MapError(&provisioning.RetryableError{StatusCode: 429, Message: "busy", RetryAfter: 9 * time.Second})
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, ErrProvisioningRetryable, ae.Type())
+	assert.False(t, ae.NonRetryable())
+	assert.Equal(t, 9*time.Second, ae.NextRetryDelay())
+
 	plain := errors.New("boom")
 	assert.Equal(t, plain, MapError(plain))
 	assert.Nil(t, MapError(nil))
@@ -76,6 +82,9 @@ func TestUpdateOperationAlreadyDecided(t *testing.T) {
 			if tc.wantError != "" {
 				require.Error(t, err)
 				assert.Equal(t, tc.wantError, ErrorType(err))
+				f, ok := Failure(err)
+				require.True(t, ok, "the failure carries its details")
+				assert.Equal(t, int32(1), f.Attempt, "the attempt is recorded for the workflow")
 				return
 			}
 			require.NoError(t, err)

@@ -27,6 +27,9 @@ const (
 	ErrMarketplaceRejected = "MarketplaceRejected"
 	// ErrProvisioningRejected is a permanent refusal by the ISV's provisioning.
 	ErrProvisioningRejected = "ProvisioningRejected"
+	// ErrProvisioningRetryable is a busy or failing provisioning service (408, 429, 5xx); retried after
+	// its Retry-After when it sent one.
+	ErrProvisioningRetryable = "ProvisioningRetryable"
 )
 
 // MarketplaceFailure is the detail attached to Marketplace application errors.
@@ -34,12 +37,28 @@ type MarketplaceFailure struct {
 	StatusCode int    `json:"statusCode"`
 	Code       string `json:"code,omitempty"`
 	Message    string `json:"message,omitempty"`
+	// Attempt is the activity attempt that got the answer. A refusal of a retried write may be about the
+	// operation an earlier attempt created before its answer was lost.
+	Attempt int32 `json:"attempt,omitempty"`
+}
+
+// Failure returns the MarketplaceFailure detail of an activity error, if it has one.
+func Failure(err error) (MarketplaceFailure, bool) {
+	var ae *temporal.ApplicationError
+	var d MarketplaceFailure
+	if !errors.As(err, &ae) || !ae.HasDetails() || ae.Details(&d) != nil {
+		return MarketplaceFailure{}, false
+	}
+	return d, true
 }
 
 // MapError turns a Marketplace or provisioning failure into the application error Temporal should see:
 // retryable ones keep retrying (honouring Retry-After through NextRetryDelay), the others stop at once
 // and carry a type the workflow can switch on. Other errors pass through and are retried.
-func MapError(err error) error {
+func MapError(err error) error { return mapError(err, 0) }
+
+// mapError is MapError recording the attempt (0 outside an activity) in Marketplace failures.
+func mapError(err error, attempt int32) error {
 	if err == nil {
 		return nil
 	}
@@ -49,7 +68,7 @@ func MapError(err error) error {
 		return temporal.NewApplicationError(err.Error(), ErrMarketplaceRetryable)
 	}
 	if me, ok := marketplace.AsError(err); ok {
-		detail := MarketplaceFailure{StatusCode: me.StatusCode, Code: me.Code, Message: me.Message}
+		detail := MarketplaceFailure{StatusCode: me.StatusCode, Code: me.Code, Message: me.Message, Attempt: attempt}
 		// No answer at all (the attempt was cut short: worker shutdown, cancellation) leaves the call's fate
 		// unknown, like a timeout: retry it; the workflow's calls are safe to repeat or re-read.
 		if me.Retryable || me.StatusCode == 0 {
@@ -77,6 +96,10 @@ func MapError(err error) error {
 	var pe *provisioning.PermanentError
 	if errors.As(err, &pe) {
 		return temporal.NewApplicationErrorWithOptions(pe.Error(), ErrProvisioningRejected, temporal.ApplicationErrorOptions{NonRetryable: true})
+	}
+	var re *provisioning.RetryableError
+	if errors.As(err, &re) {
+		return temporal.NewApplicationErrorWithOptions(re.Error(), ErrProvisioningRetryable, temporal.ApplicationErrorOptions{NextRetryDelay: re.RetryAfter})
 	}
 	return err
 }

@@ -174,6 +174,32 @@ func ProvisioningFromEnv(g Getenv) (Provisioning, error) {
 	return p, nil
 }
 
+// Worker configures the worker process.
+type Worker struct {
+	// StopTimeout is how long a stopping worker (SIGTERM, a deployment) lets running activities finish
+	// before cancelling them (WORKER_STOP_TIMEOUT, default 30s); 0 cancels them at once.
+	StopTimeout time.Duration
+	// RequireApproval makes the workflows the worker starts (reconciliation's adoptions) wait for an
+	// operator's approval before activation, as the webhook server's do (REQUIRE_APPROVAL).
+	RequireApproval bool
+}
+
+// WorkerFromEnv reads WORKER_STOP_TIMEOUT and REQUIRE_APPROVAL.
+func WorkerFromEnv(g Getenv) (Worker, error) {
+	var w Worker
+	var err error
+	if w.StopTimeout, err = g.duration("WORKER_STOP_TIMEOUT", 30*time.Second); err != nil {
+		return w, err
+	}
+	if w.StopTimeout < 0 {
+		return w, errors.New("WORKER_STOP_TIMEOUT must not be negative")
+	}
+	if w.RequireApproval, err = g.boolean("REQUIRE_APPROVAL"); err != nil {
+		return w, err
+	}
+	return w, nil
+}
+
 // Webhook configures the HTTP server: webhook, landing page, admin API.
 type Webhook struct {
 	ListenAddr string // WEBHOOK_LISTEN_ADDR, default :8080

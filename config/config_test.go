@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"saasengine/marketplace"
 )
@@ -20,6 +21,18 @@ func TestDefaults(t *testing.T) {
 	p, err := ProvisioningFromEnv(env(nil))
 	if err != nil || p.Mode != "demo" {
 		t.Fatalf("provisioning defaults %+v %v", p, err)
+	}
+}
+
+func TestWorkerFromEnv(t *testing.T) {
+	w, err := WorkerFromEnv(env(nil))
+	// A stopping worker lets running activities finish by default instead of cancelling them at once.
+	if err != nil || w.StopTimeout != 30*time.Second || w.RequireApproval {
+		t.Fatalf("worker defaults %+v %v", w, err)
+	}
+	w, err = WorkerFromEnv(env(map[string]string{"WORKER_STOP_TIMEOUT": "2m", "REQUIRE_APPROVAL": "true"}))
+	if err != nil || w.StopTimeout != 2*time.Minute || !w.RequireApproval {
+		t.Fatalf("worker settings %+v %v", w, err)
 	}
 }
 
@@ -46,6 +59,8 @@ func TestRefusals(t *testing.T) {
 		{"entra auth without tenant", map[string]string{}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "WEBHOOK_TENANT_ID"},
 		{"decision wait past Microsoft's window", map[string]string{"WEBHOOK_AUTH": "none", "WEBHOOK_INSECURE_NO_AUTH": "true", "WEBHOOK_DECISION_WAIT": "12s"}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "10-second"},
 		{"http provisioning without secret", map[string]string{"PROVISIONING_MODE": "http", "PROVISIONING_URL": "http://x"}, func(g Getenv) error { _, err := ProvisioningFromEnv(g); return err }, "PROVISIONING_SECRET"},
+		{"negative stop timeout", map[string]string{"WORKER_STOP_TIMEOUT": "-1s"}, func(g Getenv) error { _, err := WorkerFromEnv(g); return err }, "WORKER_STOP_TIMEOUT"},
+		{"stop timeout without unit", map[string]string{"WORKER_STOP_TIMEOUT": "30"}, func(g Getenv) error { _, err := WorkerFromEnv(g); return err }, "WORKER_STOP_TIMEOUT"},
 		{"unknown provisioning mode", map[string]string{"PROVISIONING_MODE": "ftp"}, func(g Getenv) error { _, err := ProvisioningFromEnv(g); return err }, "want demo or http"},
 		{"two credentials", map[string]string{"MARKETPLACE_TENANT_ID": "t", "MARKETPLACE_CLIENT_ID": "c", "MARKETPLACE_CLIENT_SECRET": "s", "MARKETPLACE_DEV_TOKEN_SECRET": "d"}, func(g Getenv) error { _, err := MarketplaceFromEnv(g).TokenSource(); return err }, "exactly one"},
 		{"dev tokens against Microsoft", map[string]string{"MARKETPLACE_TENANT_ID": "t", "MARKETPLACE_CLIENT_ID": "c", "MARKETPLACE_DEV_TOKEN_SECRET": "d"}, func(g Getenv) error { _, err := MarketplaceFromEnv(g).TokenSource(); return err }, "emulator"},

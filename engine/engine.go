@@ -29,6 +29,15 @@ type Deps struct {
 	Logger      *zap.Logger
 	// ReconcileConcurrency bounds parallel checks within a reconciliation page; default 10.
 	ReconcileConcurrency int
+	// Workflow are the options of the workflows the worker starts (reconciliation's adoptions); set
+	// RequireApproval as the webhook server does, or adopted subscriptions skip the operator's approval.
+	Workflow workflows.Options
+}
+
+// WorkerOptions are the worker's options from configuration: a stop timeout lets running activities
+// finish when the worker is stopped (SIGTERM, a deployment) instead of cancelling them at once.
+func WorkerOptions(w config.Worker) worker.Options {
+	return worker.Options{WorkerStopTimeout: w.StopTimeout}
 }
 
 // NewWorker builds a worker on taskQueue with every workflow and activity of the engine registered.
@@ -43,7 +52,7 @@ func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) w
 	w.RegisterActivity(&reconcile.Activities{
 		Marketplace: d.Marketplace,
 		// Reconciliation reaches subscription workflows through the same client the webhook server uses.
-		Engine:      subscriptions.New(c, taskQueue, workflows.Options{}),
+		Engine:      subscriptions.New(c, taskQueue, d.Workflow),
 		Concurrency: d.ReconcileConcurrency,
 	})
 	return w

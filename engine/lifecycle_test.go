@@ -195,7 +195,7 @@ func TestLifecycleBothSidesAgree(t *testing.T) {
 	if n := s.Provisioner.Applied(provisioning.IdempotencyKey(id, refused.ID)); n != 0 {
 		t.Fatalf("refused change applied %d times", n)
 	}
-	if n := s.Provisioner.Calls(provisioning.IdempotencyKey(id, refused.ID)); n < 1 {
+	if n := s.Provisioner.Calls(provisioning.DecideKey(id, refused.ID)); n < 1 {
 		t.Fatal("the ISV was never asked about the plan change")
 	}
 	sidesAgree(t, s, id, "refused plan change", st)

@@ -119,14 +119,14 @@ func (d *Demo) Provision(ctx context.Context, r Request) error {
 }
 
 // DecideChange accepts a change unless its quantity exceeds MaxQuantity or its plan is in RejectPlans.
-// A repeated key gets the first decision.
+// A repeated key (the request's DecideKey) gets the first decision.
 func (d *Demo) DecideChange(ctx context.Context, r ChangeRequest) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	rec := d.record(r.Key())
+	rec := d.record(r.DecideKey())
 	rec.Calls++
 	if dec, ok := rec.Decisions["decide"]; ok {
 		return *dec, d.save()

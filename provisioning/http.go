@@ -33,8 +33,9 @@ const (
 )
 
 // HTTP calls the ISV's service: each step is a POST of JSON to BaseURL/<step>, signed with Secret
-// (X-Signature: sha256=<hex HMAC-SHA256 of the body>) and carrying the step's Idempotency-Key. A 2xx is
-// success; a 4xx is a *PermanentError; a 5xx or a transport failure is an error worth retrying.
+// (X-Timestamp: Unix seconds; X-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">) and carrying
+// the step's Idempotency-Key. A 2xx is success; a 408, 429 or 5xx is a *RetryableError (with the
+// service's Retry-After); any other 4xx is a *PermanentError; a transport failure is worth retrying.
 type HTTP struct {
 	BaseURL string
 	Secret  string
@@ -52,7 +53,7 @@ func (h *HTTP) Provision(ctx context.Context, r Request) error {
 // DecideChange asks the ISV whether to accept a change; the answer is the response body, a Decision.
 func (h *HTTP) DecideChange(ctx context.Context, r ChangeRequest) (Decision, error) {
 	var d Decision
-	err := h.post(ctx, PathDecideChange, r.Key(), r, &d)
+	err := h.post(ctx, PathDecideChange, r.DecideKey(), r, &d)
 	return d, err
 }
 
@@ -90,10 +91,11 @@ func (h *HTTP) post(ctx context.Context, path, key string, in, out any) error {
 	if h.Now != nil {
 		now = h.Now
 	}
+	ts := strconv.FormatInt(now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderIdempotencyKey, key)
-	req.Header.Set(HeaderSignature, Sign(h.Secret, body))
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now().Unix(), 10))
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(h.Secret, ts, body))
 	hc := h.Client
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
@@ -115,11 +117,33 @@ func (h *HTTP) post(ctx context.Context, path, key string, in, out any) error {
 			}
 		}
 		return nil
+	case resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500:
+		// Busy or timed out, not a refusal: retried, no sooner than the service asks.
+		return &RetryableError{StatusCode: resp.StatusCode, Message: path + ": " + snippet(rb, resp.Status),
+			RetryAfter: retryAfter(resp.Header.Get("Retry-After"), now())}
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		return &PermanentError{StatusCode: resp.StatusCode, Message: path + ": " + snippet(rb, resp.Status)}
 	default:
 		return fmt.Errorf("provisioning: %s: %d: %s", path, resp.StatusCode, snippet(rb, resp.Status))
 	}
+}
+
+// maxRetryAfter bounds a Retry-After: a service asking for hours would stall the subscription.
+const maxRetryAfter = 5 * time.Minute
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date); 0 when absent or invalid.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 func snippet(b []byte, fallback string) string {
@@ -133,17 +157,43 @@ func snippet(b []byte, fallback string) string {
 	return s
 }
 
-// Sign returns the X-Signature value of body: "sha256=" and the hex HMAC-SHA256 of body keyed by secret.
-func Sign(secret string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+// Sign returns the X-Signature value of a callback: "sha256=" and the hex HMAC-SHA256, keyed by secret,
+// of "<timestamp>.<body>", timestamp being the X-Timestamp value. Signing the timestamp with the body
+// lets receivers refuse a captured request replayed later.
+func Sign(secret, timestamp string, body []byte) string {
+	return "sha256=" + hex.EncodeToString(mac(secret, timestamp, body))
 }
 
-// VerifySignature reports whether header (an X-Signature value) signs body with secret. ISVs use it in
-// their callback receivers; the comparison takes constant time.
-func VerifySignature(secret string, body []byte, header string) bool {
-	got, ok := strings.CutPrefix(strings.TrimSpace(header), "sha256=")
+func mac(secret, timestamp string, body []byte) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(timestamp))
+	m.Write([]byte("."))
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// DefaultSignatureTolerance is a reasonable tolerance for VerifySignature: callbacks are sent at once,
+// so only clock skew separates X-Timestamp from the receiver's clock.
+const DefaultSignatureTolerance = 5 * time.Minute
+
+// VerifySignature reports whether a callback is authentic and fresh: signature (X-Signature) signs
+// timestamp (X-Timestamp) and body with secret, and the timestamp is within tolerance of the receiver's
+// clock, so a replayed old request is refused. ISVs use it in their callback receivers; the comparison
+// takes constant time.
+func VerifySignature(secret string, body []byte, timestamp, signature string, tolerance time.Duration) bool {
+	return verifySignature(secret, body, timestamp, signature, tolerance, time.Now())
+}
+
+func verifySignature(secret string, body []byte, timestamp, signature string, tolerance time.Duration, now time.Time) bool {
+	timestamp = strings.TrimSpace(timestamp)
+	sec, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return false
+	}
+	if skew := now.Sub(time.Unix(sec, 0)); skew > tolerance || skew < -tolerance {
+		return false
+	}
+	got, ok := strings.CutPrefix(strings.TrimSpace(signature), "sha256=")
 	if !ok {
 		return false
 	}
@@ -151,7 +201,5 @@ func VerifySignature(secret string, body []byte, header string) bool {
 	if err != nil {
 		return false
 	}
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return hmac.Equal(gotMAC, m.Sum(nil))
+	return hmac.Equal(gotMAC, mac(secret, timestamp, body))
 }

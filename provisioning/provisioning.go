@@ -4,13 +4,15 @@
 // service.
 //
 // Every call carries an idempotency key (IdempotencyKey of the subscription and the Marketplace operation
-// that caused it): a provisioner must apply a key once and answer repeats with the first result, because
-// Temporal retries activities and Microsoft redelivers webhooks.
+// that caused it; DecideKey for the decision on a change, which is a step of its own before the change is
+// applied under IdempotencyKey): a provisioner must apply a key once and answer repeats with the first
+// result, because Temporal retries activities and Microsoft redelivers webhooks.
 package provisioning
 
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"saasengine/marketplace"
 )
@@ -59,8 +61,13 @@ type ChangeRequest struct {
 	Source string `json:"source,omitempty"`
 }
 
-// Key returns the request's idempotency key.
+// Key returns the idempotency key of applying the change.
 func (r ChangeRequest) Key() string { return IdempotencyKey(r.SubscriptionID, r.OperationID) }
+
+// DecideKey returns the idempotency key of deciding on the change. It differs from Key: a service that
+// stores the decision's answer under the key would otherwise answer the apply that follows with it, and
+// never apply the change.
+func (r ChangeRequest) DecideKey() string { return DecideKey(r.SubscriptionID, r.OperationID) }
 
 // Decision is the ISV's answer to a change Microsoft announced.
 type Decision struct {
@@ -71,6 +78,11 @@ type Decision struct {
 // IdempotencyKey names one logical provisioning step: the subscription and the operation behind it.
 func IdempotencyKey(subscriptionID, operationID string) string {
 	return subscriptionID + "/" + operationID
+}
+
+// DecideKey names the decision on a change: "<subscriptionId>/<operationId>/decide".
+func DecideKey(subscriptionID, operationID string) string {
+	return IdempotencyKey(subscriptionID, operationID) + "/decide"
 }
 
 // PermanentError is a refusal that retrying will not change (a 4xx from the ISV's service, a request
@@ -85,6 +97,19 @@ func (e *PermanentError) Error() string {
 		return fmt.Sprintf("provisioning: %d: %s", e.StatusCode, e.Message)
 	}
 	return "provisioning: " + e.Message
+}
+
+// RetryableError is a failure worth retrying that says when: a 408, 429 or 5xx from the ISV's service,
+// with its Retry-After.
+type RetryableError struct {
+	StatusCode int
+	Message    string
+	// RetryAfter is the service's Retry-After, or 0.
+	RetryAfter time.Duration
+}
+
+func (e *RetryableError) Error() string {
+	return fmt.Sprintf("provisioning: %d: %s", e.StatusCode, e.Message)
 }
 
 // IsPermanent reports whether err is, or wraps, a *PermanentError.

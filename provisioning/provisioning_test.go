@@ -2,12 +2,17 @@ package provisioning
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -102,6 +107,41 @@ func TestDemoDecideChange(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, dec.Accept)
 	assert.Equal(t, 0, d.Applied(IdempotencyKey("s", "1")), "deciding changes nothing")
+	assert.Equal(t, 2, d.Calls(DecideKey("s", "1")))
+}
+
+// Deciding on a change and applying it are two steps with two keys: a service that answers a repeated
+// key with the first result must not answer the apply with the decision.
+func TestDecideAndApplyKeysDiffer(t *testing.T) {
+	ctx := context.Background()
+	ch := ChangeRequest{SubscriptionID: "s1", OperationID: "op", Action: marketplace.ActionChangeQuantity, Quantity: 7}
+	assert.Equal(t, "s1/op/decide", ch.DecideKey())
+	assert.Equal(t, "s1/op", ch.Key())
+
+	keys := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keys[r.URL.Path] = r.Header.Get(HeaderIdempotencyKey)
+		_ = json.NewEncoder(w).Encode(Decision{Accept: true})
+	}))
+	defer srv.Close()
+	h := &HTTP{BaseURL: srv.URL, Secret: "k"}
+	_, err := h.DecideChange(ctx, ch)
+	require.NoError(t, err)
+	require.NoError(t, h.ApplyChange(ctx, ch))
+	assert.Equal(t, "s1/op/decide", keys["/decide-change"])
+	assert.Equal(t, "s1/op", keys["/apply-change"])
+
+	// The demo provisioner keeps them apart too: the decision does not mark the change as applied.
+	d, err := NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
+	require.NoError(t, err)
+	require.NoError(t, d.Provision(ctx, Request{SubscriptionID: "s1", OperationID: "activate", Subscription: sub("s1")}))
+	_, err = d.DecideChange(ctx, ch)
+	require.NoError(t, err)
+	require.NoError(t, d.ApplyChange(ctx, ch))
+	assert.Equal(t, 1, d.Calls(ch.DecideKey()))
+	assert.Equal(t, 1, d.Calls(ch.Key()))
+	tn, _ := d.Tenant("s1")
+	assert.Equal(t, int64(7), tn.Quantity)
 }
 
 func TestHTTPCallback(t *testing.T) {
@@ -112,7 +152,7 @@ func TestHTTPCallback(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotPath, gotKey = r.URL.Path, r.Header.Get(HeaderIdempotencyKey)
 		gotBody, _ = io.ReadAll(r.Body)
-		if !VerifySignature(secret, gotBody, r.Header.Get(HeaderSignature)) || r.Header.Get(HeaderTimestamp) == "" {
+		if !VerifySignature(secret, gotBody, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), DefaultSignatureTolerance) {
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}
@@ -160,10 +200,68 @@ func TestHTTPCallback(t *testing.T) {
 
 func TestVerifySignature(t *testing.T) {
 	body := []byte(`{"a":1}`)
-	sig := Sign("k", body)
-	assert.True(t, VerifySignature("k", body, sig))
-	assert.False(t, VerifySignature("k2", body, sig))
-	assert.False(t, VerifySignature("k", []byte(`{"a":2}`), sig))
-	assert.False(t, VerifySignature("k", body, sig[len("sha256="):]))
-	assert.False(t, VerifySignature("k", body, "sha256=zz"))
+	now := time.Unix(1_800_000_000, 0)
+	ts := strconv.FormatInt(now.Unix(), 10)
+	sig := Sign("k", ts, body)
+	ok := func(secret string, body []byte, ts, sig string) bool {
+		return verifySignature(secret, body, ts, sig, time.Minute, now)
+	}
+	assert.True(t, ok("k", body, ts, sig))
+	assert.False(t, ok("k2", body, ts, sig))
+	assert.False(t, ok("k", []byte(`{"a":2}`), ts, sig))
+	assert.False(t, ok("k", body, ts, sig[len("sha256="):]))
+	assert.False(t, ok("k", body, ts, "sha256=zz"))
+	assert.False(t, ok("k", body, "", sig))
+
+	// The timestamp is signed: a captured request replayed with a fresh timestamp does not verify.
+	fresh := strconv.FormatInt(now.Unix()+1, 10)
+	assert.False(t, ok("k", body, fresh, sig))
+	// The body alone (the old scheme) is not a valid signature.
+	m := hmac.New(sha256.New, []byte("k"))
+	m.Write(body)
+	assert.False(t, ok("k", body, ts, "sha256="+hex.EncodeToString(m.Sum(nil))))
+
+	// A stale (or far-future) timestamp is refused even when correctly signed.
+	old := strconv.FormatInt(now.Add(-2*time.Minute).Unix(), 10)
+	assert.False(t, ok("k", body, old, Sign("k", old, body)))
+	future := strconv.FormatInt(now.Add(2*time.Minute).Unix(), 10)
+	assert.False(t, ok("k", body, future, Sign("k", future, body)))
+	within := strconv.FormatInt(now.Add(-30*time.Second).Unix(), 10)
+	assert.True(t, ok("k", body, within, Sign("k", within, body)))
+	// The exported form checks against the real clock.
+	assert.False(t, VerifySignature("k", body, ts, sig, time.Minute), "a 2027 timestamp is not fresh today")
+}
+
+// Busy (429) and timed-out (408) answers are retried, not permanent refusals; Retry-After is kept.
+func TestHTTPRetryableStatuses(t *testing.T) {
+	status, retry := http.StatusTooManyRequests, "7"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if retry != "" {
+			w.Header().Set("Retry-After", retry)
+		}
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	h := &HTTP{BaseURL: srv.URL, Secret: "k"}
+	ctx := context.Background()
+	req := Request{SubscriptionID: "s1", OperationID: "activate"}
+
+	var re *RetryableError
+	err := h.Provision(ctx, req)
+	assert.False(t, IsPermanent(err))
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 7*time.Second, re.RetryAfter)
+
+	retry = "86400"
+	require.ErrorAs(t, h.Provision(ctx, req), &re)
+	assert.Equal(t, maxRetryAfter, re.RetryAfter, "an excessive Retry-After is bounded")
+
+	status, retry = http.StatusRequestTimeout, ""
+	err = h.Provision(ctx, req)
+	assert.False(t, IsPermanent(err))
+	require.ErrorAs(t, err, &re)
+	assert.Zero(t, re.RetryAfter)
+
+	status = http.StatusUnprocessableEntity
+	assert.True(t, IsPermanent(h.Provision(ctx, req)))
 }

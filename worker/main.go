@@ -13,13 +13,13 @@ import (
 	"syscall"
 	"time"
 
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"saasengine/config"
 	"saasengine/engine"
 	"saasengine/internal/probe"
 	"saasengine/reconcile"
+	"saasengine/workflows"
 )
 
 func main() {
@@ -44,6 +44,10 @@ func run() error {
 		return err
 	}
 	interval, err := config.ReconcileInterval(getenv)
+	if err != nil {
+		return err
+	}
+	wc, err := config.WorkerFromEnv(getenv)
 	if err != nil {
 		return err
 	}
@@ -85,9 +89,11 @@ func run() error {
 			return err
 		}
 	}
-	w := engine.NewWorker(c, tc.TaskQueue, engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger}, worker.Options{})
-	logger.Info("worker starting", zap.String("temporal", tc.Address), zap.String("namespace", tc.Namespace), zap.String("taskQueue", tc.TaskQueue), zap.String("provisioning", pc.Mode))
-	// Stops on SIGINT/SIGTERM, letting running activities finish (worker.Options.WorkerStopTimeout).
+	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger, Workflow: workflows.Options{RequireApproval: wc.RequireApproval}}
+	w := engine.NewWorker(c, tc.TaskQueue, deps, engine.WorkerOptions(wc))
+	logger.Info("worker starting", zap.String("temporal", tc.Address), zap.String("namespace", tc.Namespace), zap.String("taskQueue", tc.TaskQueue),
+		zap.String("provisioning", pc.Mode), zap.Duration("stopTimeout", wc.StopTimeout), zap.Bool("requireApproval", wc.RequireApproval))
+	// Stops on SIGINT/SIGTERM, letting running activities finish for up to WORKER_STOP_TIMEOUT.
 	return w.Run(interruptOn(ctx))
 }
 

@@ -46,8 +46,8 @@ const (
 const (
 	// UpdateConfirm records the buyer's confirmation on the landing page: ConfirmRequest → State.
 	UpdateConfirm = "confirm"
-	// UpdateApprove records an operator's approval of an activation (Options.RequireApproval), or retries
-	// a failed activation: no payload → State.
+	// UpdateApprove records an operator's approval of an activation (Options.RequireApproval), which also
+	// counts as the purchase's confirmation, or retries a failed activation: no payload → State.
 	UpdateApprove = "approve"
 	// UpdateDecideChange decides a ChangePlan/ChangeQuantity webhook within Microsoft's window:
 	// marketplace.WebhookEvent → ChangeDecision.
@@ -59,6 +59,11 @@ const (
 	// UpdateCancel cancels the subscription at Microsoft (DELETE): no payload → CommandResult.
 	UpdateCancel = "cancel"
 )
+
+// ErrSubscriptionNotFound is the type of the application error a workflow fails with when Microsoft does
+// not know its subscription (its final State is the error's detail). Failing, rather than completing,
+// lets a later sighting start the workflow again.
+const ErrSubscriptionNotFound = "SubscriptionNotFound"
 
 // QueryState returns the workflow's State.
 const QueryState = "state"
@@ -123,9 +128,10 @@ func LandingInput(sub marketplace.Subscription, opts Options) Input {
 type Options struct {
 	// RequireApproval holds activation until an operator sends UpdateApprove.
 	RequireApproval bool `json:"requireApproval,omitempty"`
-	// RequireConfirmation holds activation until the buyer confirms on the landing page (UpdateConfirm).
-	// Starters from the landing page set it (see LandingInput); without it a pending subscription found by
-	// a webhook or reconciliation is activated directly.
+	// RequireConfirmation holds activation until the buyer confirms on the landing page (UpdateConfirm)
+	// or an operator approves (UpdateApprove). Starters from the landing page set it (see LandingInput);
+	// the workflow implies it for every start (versionConfirmSightings), so a pending subscription found
+	// by a webhook or reconciliation waits too instead of being activated (billed) at once.
 	RequireConfirmation bool `json:"requireConfirmation,omitempty"`
 	// MaxEvents is the number of inputs after which the run continues as new; default DefaultMaxEvents.
 	MaxEvents int `json:"maxEvents,omitempty"`

@@ -24,12 +24,14 @@ type fakeMarket struct {
 	polls   int
 	outcome marketplace.OperationStatus
 	nextID  int
+	// lose makes the next writes of a method create their operation, then fail as if the answer was lost.
+	lose map[string]int
 }
 
 func newFake(subs ...marketplace.Subscription) *fakeMarket {
 	f := &fakeMarket{subs: map[string]*marketplace.Subscription{}, ops: map[string]*marketplace.Operation{},
 		left: map[string]int{}, end: map[string]marketplace.OperationStatus{}, errs: map[string][]error{},
-		calls: map[string][]time.Time{}, outcome: marketplace.OperationSucceeded, polls: 2, now: time.Now,
+		calls: map[string][]time.Time{}, lose: map[string]int{}, outcome: marketplace.OperationSucceeded, polls: 2, now: time.Now,
 		plans: []marketplace.Plan{{PlanID: "basic", IsPricePerSeat: true, MinQuantity: 1, MaxQuantity: 100}, {PlanID: "gold"}, {PlanID: "platinum"}}}
 	for _, s := range subs {
 		s := s
@@ -241,6 +243,10 @@ func (f *fakeMarket) start(method, subID string, action marketplace.Action, plan
 	f.ops[op.ID] = op
 	f.left[op.ID] = f.polls
 	f.end[op.ID] = f.outcome
+	if f.lose[method] > 0 {
+		f.lose[method]--
+		return "", &marketplace.Error{Op: method, StatusCode: 503, Retryable: true, Message: "answer lost"}
+	}
 	return op.ID, nil
 }
 

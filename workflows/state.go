@@ -59,8 +59,9 @@ type State struct {
 	// Provisioned is true once the ISV's tenant exists; TenantSuspended while it is suspended.
 	Provisioned     bool `json:"provisioned"`
 	TenantSuspended bool `json:"tenantSuspended"`
-	Confirmed       bool `json:"confirmed"`
-	Approved        bool `json:"approved"`
+	// Confirmed: the buyer confirmed on the landing page, or an operator approved.
+	Confirmed bool `json:"confirmed"`
+	Approved  bool `json:"approved"`
 
 	ActivatedAt     time.Time `json:"activatedAt,omitzero"`
 	UnsubscribedAt  time.Time `json:"unsubscribedAt,omitzero"`
@@ -228,6 +229,11 @@ func (s *State) MarkSeen(operationID string, action marketplace.Action, outcome 
 	if n := len(s.SeenOperations) - maxSeen; n > 0 {
 		s.SeenOperations = slices.Delete(s.SeenOperations, 0, n)
 	}
+}
+
+// ForgetSeen drops an operation from the handled ones, so that it is handled again when it comes back.
+func (s *State) ForgetSeen(operationID string) {
+	s.SeenOperations = slices.DeleteFunc(s.SeenOperations, func(o SeenOperation) bool { return o.ID == operationID })
 }
 
 // NextKey returns a fresh engine-made idempotency suffix such as "sync-3".

@@ -14,10 +14,35 @@ import (
 	"saasengine/provisioning"
 )
 
-// Versioning: this is the first shape of the workflow, so nothing is behind workflow.GetVersion yet.
-// Once it has run in production, every change to the order of commands (activities, timers, upserts)
-// goes behind workflow.GetVersion(ctx, "<change-id>", workflow.DefaultVersion, 1), and a replay test over
-// recorded histories guards determinism.
+// Versioning: every change to the order of commands (activities, timers, upserts) goes behind a
+// version, and a replay test over recorded histories guards determinism. Each run asks once, at its
+// start, for the version of changeID (one marker per run rather than one per change); code branches on
+// r.version >= the change's constant. Add a change by adding a constant and raising versionLatest.
+const changeID = "subscription-workflow"
+
+// Versions of the workflow.
+const (
+	// versionConfirmSightings: a pending subscription is activated only once the purchase was confirmed
+	// (the buyer on the landing page, or an operator's approve), whoever saw it first; before, one found
+	// by a webhook or reconciliation was activated (billing started) at once.
+	versionConfirmSightings workflow.Version = 1
+	// versionServeDecides: the waits between polls (publisher operations, activation) answer decide-change
+	// items that arrive meanwhile instead of holding them until the long step ends, past Microsoft's
+	// 10-second window.
+	versionServeDecides workflow.Version = 2
+	// versionAmbiguousRejections: a 409, or any refusal of a retried PATCH/DELETE, may be about the
+	// operation an earlier attempt created: look for it before reporting the command Rejected.
+	versionAmbiguousRejections workflow.Version = 3
+	// versionNotFoundFails: a workflow that ends because Microsoft does not know its subscription fails
+	// instead of completing. Starters may start a failed workflow's ID again (ALLOW_DUPLICATE_FAILED_ONLY)
+	// but never a completed one, so an early 404 (a forged or premature webhook) no longer blocks the
+	// subscription's workflow for good.
+	versionNotFoundFails workflow.Version = 4
+	// versionSeenWhenActed: an operation whose handling could not read Microsoft (or reach the tenant) is
+	// forgotten again, so a redelivery of its webhook is acted on instead of dropped as a duplicate.
+	versionSeenWhenActed workflow.Version = 5
+	versionLatest                         = versionSeenWhenActed
+)
 
 // Timing of the workflow's own waits.
 const (
@@ -41,8 +66,9 @@ var acts *activities.Activities
 //
 // All inputs (signals and updates) go through one queue handled in order by one loop; handlers only
 // enqueue and wait for their item's answer. Decide-change items jump the queue (Microsoft's 10-second
-// window). A long step (polling a publisher-initiated operation) holds the queue: a cancel sent while a
-// change is pending therefore waits for the change to finish, then runs ("wait", not "supersede").
+// window) and are answered even during a long step (see pause). Otherwise a long step (polling a
+// publisher-initiated operation) holds the queue: a cancel sent while a change is pending therefore waits
+// for the change to finish, then runs ("wait", not "supersede").
 func SubscriptionWorkflow(ctx workflow.Context, in Input) (State, error) {
 	r := &runner{in: in, opts: in.Options}
 	if r.opts.MaxEvents <= 0 {
@@ -52,10 +78,11 @@ func SubscriptionWorkflow(ctx workflow.Context, in Input) (State, error) {
 }
 
 type runner struct {
-	in    Input
-	opts  Options
-	st    State
-	queue []*item
+	in      Input
+	opts    Options
+	version workflow.Version
+	st      State
+	queue   []*item
 	// handled counts inputs handled in this run.
 	handled int
 	lastSA  *searchView
@@ -88,6 +115,12 @@ func (r *runner) run(ctx workflow.Context) (State, error) {
 	r.st.Runs++
 	if err := r.setup(ctx); err != nil {
 		return r.st, err
+	}
+	r.version = workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, versionLatest)
+	if r.version >= versionConfirmSightings {
+		// Billing starts at activation: never on the strength of a webhook or a reconciliation snapshot
+		// alone. The buyer's landing visit (confirm) or an operator (approve) confirms the purchase.
+		r.opts.RequireConfirmation = true
 	}
 	if r.in.Carried == nil {
 		r.st.Record(r.now(ctx), "start", "", "", "", "source "+r.in.Source)
@@ -276,7 +309,13 @@ func (r *runner) handle(ctx workflow.Context, it *item) {
 		r.answerState(it)
 	case UpdateApprove:
 		r.st.Approved = true
-		r.st.Record(r.now(ctx), "approve", "", "", "", "operator approved")
+		note := "operator approved"
+		if r.version >= versionConfirmSightings && !r.st.Confirmed {
+			// So operators can activate a subscription whose buyer never came back to the landing page.
+			r.st.Confirmed = true
+			note += " (counts as the purchase's confirmation)"
+		}
+		r.st.Record(r.now(ctx), "approve", "", "", "", note)
 		r.retryActivation(ctx)
 		r.answerState(it)
 	case UpdateChangePlan, UpdateChangeQuantity, UpdateCancel:
@@ -359,7 +398,7 @@ func (r *runner) activate(ctx workflow.Context) {
 		case marketplace.StatusUnsubscribed:
 			return // advance deprovisions
 		}
-		_ = workflow.Sleep(ctx, delay)
+		_ = r.pause(ctx, delay)
 		delay = min(2*delay, pollMax)
 	}
 	r.st.Fail(r.now(ctx), PhaseActivationFailed, "subscription not Subscribed after activation")
@@ -443,7 +482,10 @@ func (r *runner) onOperation(ctx workflow.Context, op marketplace.Operation, it 
 		r.st.Record(now, "duplicate", "", "", op.ID, string(op.Action))
 		return
 	}
+	// Marked seen before acting, so that a redelivery handled meanwhile (nested in a long step) is a
+	// duplicate; forgotten again below if acting failed.
 	r.st.MarkSeen(op.ID, op.Action, "")
+	acted := true
 	switch step {
 	case StepIgnore, StepNotApplied, StepUnknown:
 		r.st.Record(now, "ignored", "", "", op.ID, string(op.Action)+": "+why)
@@ -452,13 +494,17 @@ func (r *runner) onOperation(ctx workflow.Context, op marketplace.Operation, it 
 	case StepApplyChange:
 		r.applyChange(ctx, changeRequest(r.st.SubscriptionID, op), why)
 	case StepSuspend:
-		r.suspend(ctx, op.ID)
+		acted = r.suspend(ctx, op.ID)
 	case StepReinstate:
-		r.reinstate(ctx, op)
+		acted = r.reinstate(ctx, op)
 	case StepRenew:
-		if sub, err := r.getSubscription(ctx); err == nil {
-			r.follow(ctx, sub, "renew")
+		sub, err := r.getSubscription(ctx)
+		if err != nil {
+			r.st.Record(r.now(ctx), "renew-unverified", "", "", op.ID, message(err))
+			acted = false
+			break
 		}
+		r.follow(ctx, sub, "renew")
 		r.st.Record(r.now(ctx), "renew", "", r.st.Term.EndDate.Format(time.DateOnly), op.ID, "term renewed")
 	case StepUnsubscribe:
 		sub, err := r.getSubscription(ctx)
@@ -471,6 +517,10 @@ func (r *runner) onOperation(ctx workflow.Context, op marketplace.Operation, it 
 			return
 		}
 		r.st.Record(r.now(ctx), "ignored", "", "", op.ID, "Unsubscribe not confirmed by Get subscription")
+		acted = err == nil
+	}
+	if !acted && r.version >= versionSeenWhenActed {
+		r.st.ForgetSeen(op.ID)
 	}
 }
 
@@ -565,30 +615,32 @@ func (r *runner) applyChange(ctx workflow.Context, req provisioning.ChangeReques
 	_ = r.refresh(ctx, "after change")
 }
 
-func (r *runner) suspend(ctx workflow.Context, opID string) {
+// suspend reports false when it could not act (Microsoft or the tenant unreachable).
+func (r *runner) suspend(ctx workflow.Context, opID string) bool {
 	sub, err := r.getSubscription(ctx)
 	if err != nil {
 		r.st.Record(r.now(ctx), "suspend-unverified", "", "", opID, message(err))
-		return
+		return false
 	}
 	r.follow(ctx, sub, "suspend")
 	if sub.Status != marketplace.StatusSuspended {
 		r.st.Record(r.now(ctx), "ignored", "", string(sub.Status), opID, "Suspend resolved against Get subscription: not suspended")
-		return
+		return true
 	}
-	r.suspendTenant(ctx, opID)
+	return r.suspendTenant(ctx, opID)
 }
 
-func (r *runner) suspendTenant(ctx workflow.Context, key string) {
+func (r *runner) suspendTenant(ctx workflow.Context, key string) bool {
 	if !r.st.Provisioned || r.st.TenantSuspended {
-		return
+		return true
 	}
 	if err := r.provision(ctx, "suspend", key); err != nil {
 		r.st.LastError = "suspend: " + message(err)
-		return
+		return false
 	}
 	r.st.TenantSuspended = true
 	r.st.Record(r.now(ctx), "tenant", "active", "suspended", key, "")
+	return true
 }
 
 func (r *runner) reinstateTenant(ctx workflow.Context, key string) error {
@@ -605,18 +657,20 @@ func (r *runner) reinstateTenant(ctx workflow.Context, key string) error {
 
 // reinstate restores the tenant when Microsoft is reinstating (Suspended with the Reinstate operation in
 // progress: restore, then acknowledge tolerating 400/409) or has reinstated (Subscribed).
-func (r *runner) reinstate(ctx workflow.Context, op marketplace.Operation) {
+//
+// It reports false when it could not act (Microsoft or the tenant unreachable).
+func (r *runner) reinstate(ctx workflow.Context, op marketplace.Operation) bool {
 	sub, err := r.getSubscription(ctx)
 	if err != nil {
 		r.st.Record(r.now(ctx), "reinstate-unverified", "", "", op.ID, message(err))
-		return
+		return false
 	}
 	r.follow(ctx, sub, "reinstate")
 	inProgress := op.Status == marketplace.OperationInProgress || op.Status == marketplace.OperationNotStarted
 	switch {
 	case sub.Status == marketplace.StatusSuspended && inProgress:
 		if r.reinstateTenant(ctx, op.ID) != nil {
-			return
+			return false
 		}
 		var res activities.UpdateOperationResult
 		err := workflow.ExecuteActivity(r.ao(ctx, activities.MarketplaceReadOptions()), acts.UpdateOperation,
@@ -632,13 +686,14 @@ func (r *runner) reinstate(ctx workflow.Context, op marketplace.Operation) {
 			r.follow(ctx, sub, "after reinstate")
 		}
 	case sub.Status == marketplace.StatusSubscribed:
-		if r.st.TenantSuspended {
-			_ = r.reinstateTenant(ctx, op.ID)
+		if r.st.TenantSuspended && r.reinstateTenant(ctx, op.ID) != nil {
+			return false
 		}
 		r.st.Record(r.now(ctx), "reinstate", "", string(sub.Status), op.ID, "resolved against Get subscription")
 	default:
 		r.st.Record(r.now(ctx), "ignored", "", string(sub.Status), op.ID, "Reinstate: operation "+string(op.Status))
 	}
+	return true
 }
 
 // onSnapshot catches up with Microsoft after reconciliation noticed a difference: re-read the
@@ -651,7 +706,7 @@ func (r *runner) onSnapshot(ctx workflow.Context) {
 	case marketplace.StatusUnsubscribed:
 		return // advance deprovisions
 	case marketplace.StatusSuspended:
-		r.suspendTenant(ctx, r.st.NextKey("reconcile-suspend"))
+		_ = r.suspendTenant(ctx, r.st.NextKey("reconcile-suspend"))
 	}
 	var ops []marketplace.Operation
 	err := workflow.ExecuteActivity(r.ao(ctx, activities.MarketplaceReadOptions()), acts.ListOperations, r.st.SubscriptionID).Get(ctx, &ops)
@@ -724,13 +779,18 @@ func (r *runner) command(ctx workflow.Context, it *item) CommandResult {
 		err = workflow.ExecuteActivity(writes, acts.DeleteSubscription, r.st.SubscriptionID).Get(ctx, &opID)
 	}
 	if err != nil {
-		if rejected(err) {
+		refused := rejected(err)
+		if refused && !(r.version >= versionAmbiguousRejections && ambiguousRefusal(err)) {
 			r.st.Record(r.now(ctx), "command-rejected", "", "", "", it.name+": "+message(err))
 			return CommandResult{Status: ResultRejected, Message: message(err)}
 		}
 		// Ambiguous: the write may have happened. Look for it rather than sending it again.
 		opID = r.findOperation(ctx, pending)
-		if opID == "" {
+		switch {
+		case opID == "" && refused:
+			r.st.Record(r.now(ctx), "command-rejected", "", "", "", it.name+": "+message(err))
+			return CommandResult{Status: ResultRejected, Message: message(err)}
+		case opID == "":
 			r.st.Record(r.now(ctx), "command-unknown", "", "", "", it.name+": "+message(err))
 			return CommandResult{Status: ResultUnknown, Message: message(err)}
 		}
@@ -819,6 +879,10 @@ func (r *runner) finish(ctx workflow.Context) (State, error) {
 		_ = workflow.Await(ctx, func() bool { return len(r.queue) > 0 || workflow.AllHandlersFinished(ctx) })
 		if len(r.queue) == 0 {
 			r.upsertSearch(ctx)
+			if r.st.Phase == PhaseNotFound && r.version >= versionNotFoundFails {
+				return r.st, temporal.NewNonRetryableApplicationError(
+					"Microsoft does not know subscription "+r.st.SubscriptionID, ErrSubscriptionNotFound, nil, r.st)
+			}
 			return r.st, nil
 		}
 	}
@@ -938,12 +1002,33 @@ func (r *runner) pollOperation(ctx workflow.Context, opID string) (marketplace.O
 		if i >= maxOperationPolls {
 			return op, fmt.Errorf("operation %s still %s after %d polls", opID, op.Status, i+1)
 		}
-		if err := workflow.Sleep(ctx, delay); err != nil {
+		if err := r.pause(ctx, delay); err != nil {
 			return op, err
 		}
 		delay = min(2*delay, pollMax)
 	}
 }
+
+// pause waits d between two polls of a long step. From versionServeDecides on, a decide-change item
+// that arrives meanwhile is handled at once (nested in the long step) rather than after it: the customer's
+// webhook is waiting for the answer and Microsoft decides by itself after ten seconds.
+func (r *runner) pause(ctx workflow.Context, d time.Duration) error {
+	if r.version < versionServeDecides {
+		return workflow.Sleep(ctx, d)
+	}
+	end := workflow.Now(ctx).Add(d)
+	for d > 0 {
+		decide, err := workflow.AwaitWithTimeout(ctx, d, r.hasDecide)
+		if err != nil || !decide {
+			return err
+		}
+		r.handle(ctx, r.pop()) // pop takes decide-change items first
+		d = end.Sub(workflow.Now(ctx))
+	}
+	return nil
+}
+
+func (r *runner) hasDecide() bool { return r.queued(UpdateDecideChange) }
 
 // provision runs one lifecycle provisioning step keyed by the subscription and key.
 func (r *runner) provision(ctx workflow.Context, step, key string) error {
@@ -1006,6 +1091,17 @@ func rejected(err error) bool {
 		return true
 	}
 	return false
+}
+
+// ambiguousRefusal reports a refusal of a write that may concern an operation the write itself created:
+// a 409 (an operation is in progress, perhaps ours), or any refusal of a retried attempt (the first one
+// may have gone through with its answer lost).
+func ambiguousRefusal(err error) bool {
+	if activities.ErrorType(err) == activities.ErrMarketplaceConflict {
+		return true
+	}
+	f, ok := activities.Failure(err)
+	return ok && f.Attempt > 1
 }
 
 func isNotFound(err error) bool {

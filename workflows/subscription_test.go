@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -153,9 +154,58 @@ func TestApprovalRequired(t *testing.T) {
 	assert.Equal(t, 1, h.fake.count("Activate"))
 }
 
+// confirmAt has the buyer confirm on the landing page at d: activation waits for it.
+func (h *harness) confirmAt(d time.Duration) {
+	h.at(d, func() { h.update(UpdateConfirm, nil, nil, ConfirmRequest{}) })
+}
+
+// A pending subscription found by reconciliation is not activated (billed) until the buyer confirms.
+func TestPendingFoundByReconciliationWaitsForConfirmation(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
+	var waiting, done State
+	activationsBefore, provisionedBefore := -1, -1
+	h.at(time.Hour, func() {
+		waiting = h.state()
+		activationsBefore = h.fake.count("Activate")
+		provisionedBefore = h.demo.Applied(key(keyActivate))
+		h.update(UpdateConfirm, nil, nil, ConfirmRequest{})
+	})
+	h.at(2*time.Hour, func() { done = h.state() })
+	s := subscription(marketplace.StatusPendingFulfillmentStart)
+	h.run(Input{SubscriptionID: subID, Source: SourceReconcile, Subscription: &s}, 3*time.Hour)
+
+	assert.Equal(t, PhaseAwaitingConfirmation, waiting.Phase)
+	assert.Equal(t, 0, activationsBefore, "no activation without a confirmation")
+	assert.Equal(t, 0, provisionedBefore, "nothing provisioned before the confirmation")
+	assert.Equal(t, marketplace.StatusSubscribed, done.Status)
+	assert.Equal(t, PhaseIdle, done.Phase)
+	assert.Equal(t, 1, h.fake.count("Activate"))
+}
+
+// A pending subscription first seen by a webhook, with REQUIRE_APPROVAL: the operator's approve alone
+// activates it (the buyer never came back to the landing page).
+func TestPendingFoundByWebhookActivatedByApprove(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
+	var waiting, approved, done State
+	h.at(time.Hour, func() {
+		waiting = h.state()
+		h.update(UpdateApprove, &approved, nil)
+	})
+	h.at(2*time.Hour, func() { done = h.state() })
+	h.run(Input{SubscriptionID: subID, Source: SourceWebhook, Options: Options{RequireApproval: true}}, 3*time.Hour)
+
+	assert.Equal(t, PhaseAwaitingConfirmation, waiting.Phase)
+	assert.Equal(t, marketplace.StatusPendingFulfillmentStart, waiting.Status)
+	assert.True(t, approved.Confirmed, "approve counts as confirmation")
+	assert.Equal(t, marketplace.StatusSubscribed, done.Status)
+	assert.Equal(t, PhaseIdle, done.Phase)
+	assert.Equal(t, 1, h.fake.count("Activate"))
+}
+
 func TestActivationForbiddenFailsThenRetriesOnApprove(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
 	h.fake.fail("Activate", &marketplace.Error{Op: "activate", StatusCode: 403, Code: "Forbidden", Message: "publisher not allowed"})
+	h.confirmAt(time.Minute)
 	var failed, retried State
 	h.at(time.Hour, func() {
 		failed = h.state()
@@ -178,6 +228,7 @@ func TestActivationForbiddenFailsThenRetriesOnApprove(t *testing.T) {
 func TestActivateThrottledHonoursRetryAfter(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
 	h.fake.fail("Activate", &marketplace.Error{Op: "activate", StatusCode: 429, Retryable: true, RetryAfter: 7 * time.Second})
+	h.confirmAt(time.Minute)
 	var st State
 	h.at(time.Hour, func() { st = h.state() })
 	s := subscription(marketplace.StatusPendingFulfillmentStart)
@@ -195,6 +246,7 @@ func TestActivateAlreadyActiveCountsAsSuccess(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
 	// Our state says pending, Microsoft already activated it (a repeat after a lost answer).
 	h.fake.setStatus(subID, marketplace.StatusSubscribed)
+	h.confirmAt(time.Minute)
 	var st State
 	h.at(time.Hour, func() { st = h.state() })
 	s := subscription(marketplace.StatusPendingFulfillmentStart)
@@ -597,4 +649,122 @@ func TestContinueAsNewCarriesStateAndSignals(t *testing.T) {
 		assert.True(t, seen, ev.ID)
 	}
 	assert.Equal(t, 1, h.demo.Applied(key(keyActivate)))
+}
+
+// A customer's seat change (decide-change, Microsoft's 10-second window) arriving while a publisher plan
+// change is being polled is answered during the polling, not after the publisher operation ends.
+func TestDecideChangeServedWhilePollingPublisherChange(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	h.fake.polls = 30 // the publisher operation stays InProgress for several minutes
+	var change CommandResult
+	changeDone := false
+	var dec ChangeDecision
+	answeredBeforeChangeDone := false
+	var ev marketplace.WebhookEvent
+	h.at(time.Minute, func() {
+		h.env.UpdateWorkflow(UpdateChangePlan, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("change-plan rejected: %v", err) },
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				change, changeDone = v.(CommandResult), true
+			},
+		}, ChangePlanRequest{PlanID: "gold"})
+	})
+	h.at(time.Minute+20*time.Second, func() {
+		ev = h.fake.announce(subID, marketplace.ActionChangeQuantity, "basic", 8)
+		h.env.UpdateWorkflow(UpdateDecideChange, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("decide-change rejected: %v", err) },
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				dec, answeredBeforeChangeDone = v.(ChangeDecision), !changeDone
+			},
+		}, ev)
+	})
+	var st State
+	h.at(2*time.Hour, func() { st = h.state() })
+	h.run(adopted(Options{}), 3*time.Hour)
+
+	assert.Equal(t, ChangeDecision{Accepted: true, Decided: true}, dec)
+	assert.True(t, answeredBeforeChangeDone, "the decision was held until the publisher operation ended")
+	assert.Equal(t, "Succeeded", change.Status)
+	assert.Equal(t, 1, h.fake.count("UpdateOperation:Success"))
+	assert.Equal(t, "gold", st.PlanID)
+	assert.Equal(t, int64(8), st.Quantity)
+	assert.Equal(t, 1, h.demo.Applied(key(ev.ID)))
+}
+
+// A publisher change whose first PATCH went through with its answer lost: the retry gets 409 (the
+// operation is in progress). The workflow finds the operation instead of reporting the change Rejected.
+func TestPublisherChangeRetriedWriteConflictFindsOperation(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	h.fake.lose["ChangePlan"] = 1
+	h.fake.fail("ChangePlan", nil, &marketplace.Error{Op: "change plan", StatusCode: 409, Code: "Conflict", Message: "an operation is in progress"})
+	var res CommandResult
+	h.at(time.Minute, func() { h.update(UpdateChangePlan, &res, nil, ChangePlanRequest{PlanID: "gold"}) })
+	var st State
+	h.at(time.Hour, func() { st = h.state() })
+	h.run(adopted(Options{}), 2*time.Hour)
+
+	assert.Equal(t, 2, h.fake.count("ChangePlan"))
+	assert.Equal(t, "Succeeded", res.Status, res.Message)
+	assert.Equal(t, "op-1", res.OperationID)
+	assert.Equal(t, "gold", st.PlanID)
+	assert.Equal(t, "gold", h.tenant().PlanID)
+}
+
+// A refusal of a retried write with nothing found stays Rejected.
+func TestPublisherChangeRetriedWriteRefusedNothingFound(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	h.fake.fail("ChangeQuantity", &marketplace.Error{Op: "change quantity", StatusCode: 503, Retryable: true},
+		&marketplace.Error{Op: "change quantity", StatusCode: 400, Code: "BadArgument", Message: "no"})
+	var res CommandResult
+	h.at(time.Minute, func() { h.update(UpdateChangeQuantity, &res, nil, ChangeQuantityRequest{Quantity: 9}) })
+	h.run(adopted(Options{}), 2*time.Hour)
+	assert.Equal(t, ResultRejected, res.Status)
+	assert.Equal(t, 1, h.fake.count("ListOperations"), "looked for the operation first")
+}
+
+// A webhook for a subscription Microsoft does not know (yet) ends the workflow as failed, not completed:
+// the start policy lets a later sighting (a redelivery, the landing page) start it again.
+func TestWebhookForUnknownSubscriptionFailsWorkflow(t *testing.T) {
+	h := newHarness(t)
+	h.env.ExecuteWorkflow(WorkflowType, Input{SubscriptionID: subID, Source: SourceWebhook})
+	require.True(t, h.env.IsWorkflowCompleted())
+	err := h.env.GetWorkflowError()
+	require.Error(t, err, "a NotFound workflow must not complete successfully")
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, ErrSubscriptionNotFound, ae.Type())
+	var st State
+	require.NoError(t, ae.Details(&st))
+	assert.Equal(t, PhaseNotFound, st.Phase)
+	assert.Equal(t, 0, h.fake.count("Activate"))
+}
+
+// A Suspend whose Get subscription failed was not acted on: its redelivery is handled, not dropped as a
+// duplicate.
+func TestSuspendRedeliveredAfterFailedReadIsActedOn(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	var ev marketplace.WebhookEvent
+	var first State
+	h.at(time.Minute, func() {
+		ev = h.fake.announce(subID, marketplace.ActionSuspend, "", 0)
+		h.fake.fail("GetSubscription", &marketplace.Error{Op: "get subscription", StatusCode: 403, Code: "Forbidden", Message: "token rejected"})
+		h.signal(ev)
+	})
+	h.at(10*time.Minute, func() {
+		first = h.state()
+		h.signal(ev) // Microsoft redelivers
+	})
+	var st State
+	h.at(time.Hour, func() { st = h.state() })
+	h.run(adopted(Options{}), 2*time.Hour)
+
+	_, seen := first.Seen(ev.ID)
+	assert.False(t, seen, "an operation not acted on is not marked seen")
+	assert.False(t, first.TenantSuspended)
+	assert.True(t, st.TenantSuspended, "the redelivery suspended the tenant")
+	assert.Equal(t, provisioning.TenantSuspended, h.tenant().Status)
+	_, seen = st.Seen(ev.ID)
+	assert.True(t, seen)
 }

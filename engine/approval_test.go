@@ -1,0 +1,59 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+
+	"saasengine/emulator"
+	"saasengine/engine"
+	"saasengine/internal/stacktest"
+	"saasengine/marketplace"
+	"saasengine/reconcile"
+	"saasengine/workflows"
+)
+
+// A pending subscription that reconciliation finds first is neither activated on sight nor, with
+// REQUIRE_APPROVAL, once the buyer confirms: the worker hands its workflow options (engine.Deps.Workflow)
+// to the workflows reconciliation starts, so an operator's approve is still needed.
+func TestReconciliationKeepsApprovalAndConfirmation(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{NoWorker: true, Workflow: workflows.Options{RequireApproval: true}})
+	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: s.Provisioner,
+		Workflow: workflows.Options{RequireApproval: true}}, worker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	id := s.Emu.Purchase(t, "basic", 0).SubscriptionID
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run, err := reconcile.Start(ctx, s.Client, s.TaskQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep reconcile.Report
+	if err := run.Get(ctx, &rep); err != nil {
+		t.Fatalf("reconciliation: %v", err)
+	}
+	s.WaitState(t, id, "waiting for confirmation", func(st workflows.State) bool {
+		return st.Phase == workflows.PhaseAwaitingConfirmation
+	})
+
+	sub, _ := s.Emu.Emulator.Subscription(id)
+	if _, err := s.Subs.Confirm(ctx, sub); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	s.WaitState(t, id, "waiting for approval", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingApproval })
+	if n := s.Emu.Emulator.Calls(emulator.EndpointActivate, id); n != 0 {
+		t.Fatalf("Activate called %d times before the operator's approval", n)
+	}
+	if _, err := s.Subs.Approve(ctx, id); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	s.WaitState(t, id, "Subscribed", func(st workflows.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	})
+}
