@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"saasengine/config"
@@ -149,6 +148,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	mc := config.MarketplaceFromEnv(getenv)
+	wk, err := config.WorkerFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
 	s.TemporalAt, s.Namespace, s.WebhookPath, s.AdminToken = tc.Address, tc.Namespace, wc.Path, wc.AdminToken
 
 	// 1. Temporal: embedded unless TEMPORAL_ADDRESS points elsewhere.
@@ -207,7 +210,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	w := engine.NewWorker(c, tc.TaskQueue, engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker")}, worker.Options{})
+	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker"), Workflow: workflows.Options{RequireApproval: wk.RequireApproval}}
+	w := engine.NewWorker(c, tc.TaskQueue, deps, engine.WorkerOptions(wk))
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
