@@ -42,12 +42,14 @@ type Subscriptions interface {
 	// View reads a subscription's current view; ErrNotFound if the engine does not know it.
 	View(ctx context.Context, subscriptionID string) (View, error)
 
-	// List, State and the commands serve the admin API. Refusals come back as *ValidationError.
+	// List, State and the commands serve the admin API. Refusals come back as *ValidationError. The
+	// commands wait at most wait for Microsoft's outcome: past it they return *InProgressError if the
+	// workflow took the command, ErrNotAccepted if it did not.
 	List(ctx context.Context, f ListFilter) (Listing, error)
 	State(ctx context.Context, subscriptionID string) (any, error)
-	ChangePlan(ctx context.Context, subscriptionID, planID string) (any, error)
-	ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64) (any, error)
-	Cancel(ctx context.Context, subscriptionID string) (any, error)
+	ChangePlan(ctx context.Context, subscriptionID, planID string, wait time.Duration) (any, error)
+	ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64, wait time.Duration) (any, error)
+	Cancel(ctx context.Context, subscriptionID string, wait time.Duration) (any, error)
 	Approve(ctx context.Context, subscriptionID string) (any, error)
 	// Reconcile starts a reconciliation run now and returns its handle.
 	Reconcile(ctx context.Context) (any, error)
@@ -76,11 +78,22 @@ type Config struct {
 	SessionKey []byte
 	// AdminToken is the bearer token of the admin API; empty disables the admin API.
 	AdminToken string
+	// CommandWait bounds how long an admin plan, quantity or cancel command waits for Microsoft's outcome
+	// before answering 202 (the workflow keeps following the operation, which can take minutes). It must
+	// stay below the HTTP server's WriteTimeout (30 s). Default 20 s.
+	CommandWait time.Duration
 	// Ready reports whether Temporal is reachable, for /readyz.
 	Ready func(ctx context.Context) error
 
 	Logger *zap.Logger
 }
+
+// writeTimeout is the HTTP server's WriteTimeout: past it the client gets a dropped connection, so every
+// handler must answer before it.
+const writeTimeout = 30 * time.Second
+
+// defaultCommandWait leaves an admin command's answer well inside writeTimeout.
+const defaultCommandWait = 20 * time.Second
 
 // Server is the engine's HTTP handler.
 type Server struct {
@@ -104,6 +117,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.DecisionWait <= 0 {
 		cfg.DecisionWait = 5 * time.Second
+	}
+	if cfg.CommandWait <= 0 {
+		cfg.CommandWait = defaultCommandWait
+	}
+	if cfg.CommandWait >= writeTimeout {
+		return nil, fmt.Errorf("server: CommandWait %s must stay below the write timeout %s", cfg.CommandWait, writeTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -177,7 +196,7 @@ func HTTPServer(addr string, h http.Handler) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
