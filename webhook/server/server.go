@@ -65,8 +65,12 @@ type Config struct {
 	Validator             TokenValidator
 	InsecureNoWebhookAuth bool
 	// DecisionWait bounds how long a ChangePlan/ChangeQuantity webhook waits for the workflow's decision;
-	// Microsoft's window is 10 s. Default 5 s.
+	// Microsoft's window is 10 s. Default 5 s; at most WebhookBudget less 2 s, which the fallback signal
+	// needs.
 	DecisionWait time.Duration
+	// WebhookBudget bounds a whole webhook call (token check and every Temporal call), so that even with
+	// Temporal down the answer (503) leaves inside Microsoft's 10-second window. Default 9 s.
+	WebhookBudget time.Duration
 
 	Subscriptions Subscriptions
 	// Resolver resolves landing-page purchase tokens.
@@ -92,6 +96,14 @@ type Config struct {
 // handler must answer before it.
 const writeTimeout = 30 * time.Second
 
+// defaultWebhookBudget keeps a webhook's answer inside Microsoft's 10-second window, with a second for the
+// network.
+const defaultWebhookBudget = 9 * time.Second
+
+// fallbackReserve is the part of the webhook budget kept for the signal that records a change whose
+// decision did not come in time.
+const fallbackReserve = 2 * time.Second
+
 // defaultCommandWait leaves an admin command's answer well inside writeTimeout.
 const defaultCommandWait = 20 * time.Second
 
@@ -115,8 +127,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WebhookPath == "" {
 		cfg.WebhookPath = "/webhook"
 	}
+	if cfg.WebhookBudget <= 0 {
+		cfg.WebhookBudget = defaultWebhookBudget
+	}
+	if cfg.WebhookBudget <= fallbackReserve {
+		return nil, fmt.Errorf("server: WebhookBudget %s leaves no time for Temporal; it must exceed %s", cfg.WebhookBudget, fallbackReserve)
+	}
 	if cfg.DecisionWait <= 0 {
 		cfg.DecisionWait = 5 * time.Second
+	}
+	clampedWait := cfg.DecisionWait > cfg.WebhookBudget-fallbackReserve
+	if clampedWait {
+		cfg.DecisionWait = cfg.WebhookBudget - fallbackReserve
 	}
 	if cfg.CommandWait <= 0 {
 		cfg.CommandWait = defaultCommandWait
@@ -133,6 +155,10 @@ func New(cfg Config) (*Server, error) {
 		if _, err := rand.Read(s.csrfKey); err != nil {
 			return nil, fmt.Errorf("server: session key: %w", err)
 		}
+	}
+	if clampedWait {
+		s.log.Warn("webhook decision wait shortened so that the fallback signal fits the webhook budget",
+			zap.Duration("decisionWait", cfg.DecisionWait), zap.Duration("webhookBudget", cfg.WebhookBudget))
 	}
 	if cfg.Validator == nil {
 		s.log.Warn("WEBHOOK AUTHENTICATION IS OFF: anyone who can reach " + cfg.WebhookPath + " can forge Marketplace events. Use this only with an emulator that cannot sign.")
