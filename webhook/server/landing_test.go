@@ -223,7 +223,9 @@ func TestStatusPageSettlesOnSuspended(t *testing.T) {
 	if code != 200 || !strings.HasPrefix(final.Path, "/landing/status/") {
 		t.Fatalf("confirm led to %d %s", code, final)
 	}
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle })
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	})
 	if _, err := s.Emu.Emulator.Suspend(p.SubscriptionID); err != nil {
 		t.Fatal(err)
 	}
