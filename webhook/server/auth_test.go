@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -48,5 +49,18 @@ func TestNoWebhookAuthIsAnnouncedAndTakesUnsignedWebhooks(t *testing.T) {
 	}
 	if _, err := s.Client.DescribeWorkflowExecution(t.Context(), workflows.WorkflowID(sub), ""); err != nil {
 		t.Fatalf("the accepted webhook started no workflow: %v", err)
+	}
+}
+
+// Waits that could not be honoured are refused at start rather than found out by a dropped connection.
+func TestNewRefusesWaitsItCannotKeep(t *testing.T) {
+	for name, cfg := range map[string]server.Config{
+		"admin command wait past the write timeout": {CommandWait: 30 * time.Second},
+		"webhook budget with no room for Temporal":  {WebhookBudget: time.Second},
+	} {
+		cfg.Subscriptions, cfg.Resolver, cfg.InsecureNoWebhookAuth = budgetProbe{}, noResolver{}, true
+		if _, err := server.New(cfg); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }
