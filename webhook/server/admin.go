@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 )
 
 // ValidationError is a command the subscription's workflow refused (its update validator, or Microsoft's
@@ -162,7 +163,8 @@ func (s *Server) commandResult(w http.ResponseWriter, r *http.Request, res any, 
 	if errors.As(err, &ip) {
 		// The answer must leave before the write timeout drops the connection; the command is durable
 		// in the workflow, which keeps following Microsoft's operation.
-		loc := "/admin/subscriptions/" + url.PathEscape(mux.Vars(r)["id"])
+		loc := subscriptionPath(mux.Vars(r)["id"])
+		s.log.Info("admin command in progress past its wait", zap.String("path", r.URL.Path), zap.String("operationId", ip.OperationID))
 		w.Header().Set("Location", loc)
 		writeJSON(w, http.StatusAccepted, inProgress{
 			Status: "InProgress", OperationID: ip.OperationID, Subscription: loc,
@@ -176,6 +178,9 @@ func (s *Server) commandResult(w http.ResponseWriter, r *http.Request, res any, 
 	}
 	writeJSON(w, http.StatusOK, res)
 }
+
+// subscriptionPath is the admin API's address of one subscription.
+func subscriptionPath(id string) string { return "/admin/subscriptions/" + url.PathEscape(id) }
 
 // commandFailed maps a Subscriptions error to its status: refusals are 4xx with the workflow's code and
 // message, a missing subscription 404, anything else 503 (Temporal unreachable; try again).
@@ -194,7 +199,8 @@ func (s *Server) commandFailed(w http.ResponseWriter, r *http.Request, err error
 		s.fail(w, r, http.StatusNotFound, "NotFound", "no such subscription", nil)
 	case errors.Is(err, ErrNotAccepted):
 		s.fail(w, r, http.StatusServiceUnavailable, "NotAccepted",
-			"the subscription's workflow did not take the command in time (is a worker running?); it may still take it, so check GET /admin/subscriptions/{id} before sending it again", err)
+			"the subscription's workflow did not take the command in time (is a worker running?); it may still take it, so check GET "+
+				subscriptionPath(mux.Vars(r)["id"])+" before sending it again", err)
 	default:
 		s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the engine could not be reached; try again", err)
 	}
