@@ -18,6 +18,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
@@ -29,6 +30,13 @@ const MarketplaceAppID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
 
 // maxSkew bounds the clock skew allowed on exp and nbf.
 const maxSkew = time.Minute
+
+// discoveryRetryAfter is how long a failed discovery is remembered: while Entra is down, webhooks are
+// answered 503 at once instead of each waiting for its own failing request.
+const discoveryRetryAfter = 5 * time.Second
+
+// discoveryTimeout bounds one discovery (OpenID configuration and the first key fetch).
+const discoveryTimeout = 10 * time.Second
 
 // ErrInvalidToken is wrapped by every rejection of the token itself: answer 401.
 var ErrInvalidToken = errors.New("invalid token")
@@ -68,10 +76,16 @@ type Validator struct {
 	http *http.Client
 	now  func() time.Time
 
-	mu      sync.Mutex
-	keys    keyfunc.Keyfunc
-	issuers map[string]bool
-	stop    context.CancelFunc
+	// discovery runs at most one discovery at a time; callers wait for it without holding mu.
+	discovery singleflight.Group
+
+	mu          sync.Mutex
+	keys        keyfunc.Keyfunc
+	issuers     map[string]bool
+	stop        context.CancelFunc
+	closed      bool
+	failedUntil time.Time // a failed discovery is not retried before then
+	failure     error
 }
 
 // NewValidator checks the configuration; keys are fetched on first use.
@@ -100,6 +114,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 func (v *Validator) Close() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.closed = true
 	if v.stop != nil {
 		v.stop()
 	}
@@ -147,23 +162,67 @@ func (v *Validator) knownCaller(c *Claims) bool {
 	return false
 }
 
-// discover fetches the OpenID configuration once and sets up the key set, which refreshes hourly and
-// whenever a token names a key ID it does not know (keys rotate).
+// discover returns the key set and the tenant's issuers, discovering them on first use. Concurrent
+// callers share one discovery and each waits only as long as its own ctx allows; a failure is remembered
+// for discoveryRetryAfter, so a slow or down Entra costs one request, not one per webhook.
 func (v *Validator) discover(ctx context.Context) (keyfunc.Keyfunc, map[string]bool, error) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.keys != nil {
-		return v.keys, v.issuers, nil
+	keys, issuers := v.keys, v.issuers
+	failed := v.now().Before(v.failedUntil)
+	failure := v.failure
+	v.mu.Unlock()
+	if keys != nil {
+		return keys, issuers, nil
 	}
+	if failed {
+		return nil, nil, failure
+	}
+	ch := v.discovery.DoChan("discover", func() (any, error) { return nil, v.discoverOnce() })
+	select {
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("%w: waiting for discovery: %v", ErrKeysUnavailable, ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, nil, r.Err
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.keys, v.issuers, nil
+}
+
+// discoverOnce fetches the OpenID configuration and sets up the key set, which refreshes hourly and
+// whenever a token names a key ID it does not know (keys rotate). It runs on its own context: the caller
+// that happened to start it may give up, the others still want the answer.
+func (v *Validator) discoverOnce() error {
+	keys, issuers, stop, err := v.fetchKeys()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err == nil && v.closed {
+		stop()
+		err = errors.New("validator closed")
+	}
+	if err != nil {
+		err = fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		v.failedUntil, v.failure = v.now().Add(discoveryRetryAfter), err
+		return err
+	}
+	v.keys, v.issuers, v.stop = keys, issuers, stop
+	return nil
+}
+
+func (v *Validator) fetchKeys() (keyfunc.Keyfunc, map[string]bool, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), discoveryTimeout)
+	defer cancel()
 	doc, err := v.openIDConfiguration(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		return nil, nil, nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
 	storage, err := jwkset.NewStorageFromHTTP(doc.JWKSURI, jwkset.HTTPClientStorageOptions{
 		Client:          v.http,
 		Ctx:             bg,
-		HTTPTimeout:     10 * time.Second,
+		HTTPTimeout:     discoveryTimeout,
 		RefreshInterval: time.Hour,
 		RefreshErrorHandler: func(ctx context.Context, err error) {
 			slog.Default().WarnContext(ctx, "entra: refreshing signing keys failed", "error", err)
@@ -171,7 +230,7 @@ func (v *Validator) discover(ctx context.Context) (keyfunc.Keyfunc, map[string]b
 	})
 	if err != nil {
 		stop()
-		return nil, nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		return nil, nil, nil, err
 	}
 	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs:          map[string]jwkset.Storage{doc.JWKSURI: storage},
@@ -180,23 +239,22 @@ func (v *Validator) discover(ctx context.Context) (keyfunc.Keyfunc, map[string]b
 	})
 	if err != nil {
 		stop()
-		return nil, nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		return nil, nil, nil, err
 	}
 	keys, err := keyfunc.New(keyfunc.Options{Ctx: bg, Storage: client})
 	if err != nil {
 		stop()
-		return nil, nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		return nil, nil, nil, err
 	}
 	tid := v.cfg.TenantID
 	// v1 and v2 tokens name the tenant's issuer differently; both are the tenant's own.
-	v.issuers = map[string]bool{
+	issuers := map[string]bool{
 		doc.Issuer:                             true,
 		"https://sts.windows.net/" + tid + "/": true,
 		v.cfg.Authority + "/" + tid + "/v2.0":  true,
 		v.cfg.Authority + "/" + tid + "/":      true,
 	}
-	v.keys, v.stop = keys, stop
-	return keys, v.issuers, nil
+	return keys, issuers, stop, nil
 }
 
 type openIDConfiguration struct {

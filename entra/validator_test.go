@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,15 +27,27 @@ const (
 type fakeEntra struct {
 	srv *httptest.Server
 
-	mu        sync.Mutex
-	keys      map[string]*rsa.PrivateKey
-	keyFetch  int
-	discovery bool
+	mu          sync.Mutex
+	keys        map[string]*rsa.PrivateKey
+	keyFetch    int
+	discovery   bool
+	discoveries int
+	// gate, when set, holds discovery requests until it is closed: a slow Entra.
+	gate chan struct{}
 }
 
 func newFakeEntra(t *testing.T) *fakeEntra {
 	f := &fakeEntra{keys: map[string]*rsa.PrivateKey{}, discovery: true}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/"+tenant+"/v2.0/.well-known/openid-configuration" {
+			f.mu.Lock()
+			f.discoveries++
+			gate := f.gate
+			f.mu.Unlock()
+			if gate != nil {
+				<-gate
+			}
+		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		switch r.URL.Path {
@@ -190,19 +203,104 @@ func TestKeyRotationRefreshesOnUnknownKID(t *testing.T) {
 	}
 }
 
+// clock is a test clock that runs with real time plus an offset the test moves.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time              { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) advance(d time.Duration)     { c.offset.Add(int64(d)) }
+func (f *fakeEntra) discoveryCount() int     { f.mu.Lock(); defer f.mu.Unlock(); return f.discoveries }
+func (f *fakeEntra) setDiscovery(ok bool)    { f.mu.Lock(); f.discovery = ok; f.mu.Unlock() }
+func (f *fakeEntra) setGate(g chan struct{}) { f.mu.Lock(); f.gate = g; f.mu.Unlock() }
+
+func newValidatorWithClock(t *testing.T, f *fakeEntra, c *clock) *Validator {
+	v, err := NewValidator(Config{Authority: f.srv.URL, TenantID: tenant, Audience: publisher, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	return v
+}
+
 func TestDiscoveryDownIsUnavailableNotUnauthorized(t *testing.T) {
 	f := newFakeEntra(t)
 	k := f.addKey(t, "k1")
-	f.discovery = false
-	v := newValidator(t, f)
+	f.setDiscovery(false)
+	c := &clock{}
+	v := newValidatorWithClock(t, f, c)
 	iss := f.srv.URL + "/" + tenant + "/v2.0"
 	if _, err := v.Validate(context.Background(), sign(t, k, "k1", validClaims(iss))); !errors.Is(err, ErrKeysUnavailable) {
 		t.Fatalf("got %v, want ErrKeysUnavailable", err)
 	}
-	f.mu.Lock()
-	f.discovery = true
-	f.mu.Unlock()
+	f.setDiscovery(true)
+	// The failure is remembered for a few seconds: no new request, still unavailable.
+	if _, err := v.Validate(context.Background(), sign(t, k, "k1", validClaims(iss))); !errors.Is(err, ErrKeysUnavailable) || f.discoveryCount() != 1 {
+		t.Fatalf("right after a failed discovery: %v, %d discoveries", err, f.discoveryCount())
+	}
+	c.advance(discoveryRetryAfter + time.Second)
 	if _, err := v.Validate(context.Background(), sign(t, k, "k1", validClaims(iss))); err != nil {
 		t.Fatalf("discovery must be retried once Entra is back: %v", err)
+	}
+}
+
+// While discovery is slow, concurrent webhooks share the one request instead of queueing behind it and
+// each making its own; when it fails, they all get ErrKeysUnavailable from it.
+func TestSlowDiscoveryIsMadeOnceForConcurrentCalls(t *testing.T) {
+	for _, up := range []bool{false, true} {
+		t.Run(map[bool]string{false: "failing", true: "succeeding"}[up], func(t *testing.T) {
+			f := newFakeEntra(t)
+			k := f.addKey(t, "k1")
+			f.setDiscovery(up)
+			gate := make(chan struct{})
+			f.setGate(gate)
+			v := newValidatorWithClock(t, f, &clock{})
+			tok := sign(t, k, "k1", validClaims(f.srv.URL+"/"+tenant+"/v2.0"))
+
+			const callers = 8
+			errs := make(chan error, callers)
+			for range callers {
+				go func() {
+					_, err := v.Validate(context.Background(), tok)
+					errs <- err
+				}()
+			}
+			for deadline := time.Now().Add(10 * time.Second); f.discoveryCount() == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no discovery request")
+				}
+			}
+			close(gate)
+			for range callers {
+				err := <-errs
+				if up && err != nil || !up && !errors.Is(err, ErrKeysUnavailable) {
+					t.Errorf("validation: %v", err)
+				}
+			}
+			if n := f.discoveryCount(); n != 1 {
+				t.Fatalf("%d discovery requests for %d concurrent validations, want 1", n, callers)
+			}
+		})
+	}
+}
+
+// A caller whose own deadline passes while discovery is slow gives up, without ending the discovery for
+// the others.
+func TestWaitingForDiscoveryHonoursTheCallersContext(t *testing.T) {
+	f := newFakeEntra(t)
+	k := f.addKey(t, "k1")
+	gate := make(chan struct{})
+	f.setGate(gate)
+	v := newValidatorWithClock(t, f, &clock{})
+	tok := sign(t, k, "k1", validClaims(f.srv.URL+"/"+tenant+"/v2.0"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := v.Validate(ctx, tok); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	close(gate)
+	if _, err := v.Validate(context.Background(), tok); err != nil {
+		t.Fatalf("after the slow discovery: %v", err)
+	}
+	if n := f.discoveryCount(); n != 1 {
+		t.Fatalf("%d discovery requests, want 1", n)
 	}
 }

@@ -180,19 +180,35 @@ func (c *Client) State(ctx context.Context, subscriptionID string) (*workflows.S
 	return &st, nil
 }
 
-// ChangePlan asks for a publisher-initiated plan change and waits for Microsoft's outcome.
+// ChangePlan asks for a publisher-initiated plan change and waits for Microsoft's outcome, however long
+// Microsoft takes (callers without a deadline of their own, such as the CLI).
 func (c *Client) ChangePlan(ctx context.Context, subscriptionID, planID string) (workflows.CommandResult, error) {
-	return c.command(ctx, subscriptionID, workflows.UpdateChangePlan, workflows.ChangePlanRequest{PlanID: planID})
+	return c.ChangePlanWithin(ctx, subscriptionID, planID, 0)
+}
+
+// ChangePlanWithin is ChangePlan waiting at most wait (0: no bound); see ErrNotAccepted and InProgressError.
+func (c *Client) ChangePlanWithin(ctx context.Context, subscriptionID, planID string, wait time.Duration) (workflows.CommandResult, error) {
+	return c.command(ctx, subscriptionID, workflows.UpdateChangePlan, marketplace.ActionChangePlan, wait, workflows.ChangePlanRequest{PlanID: planID})
 }
 
 // ChangeQuantity asks for a publisher-initiated seat change and waits for Microsoft's outcome.
 func (c *Client) ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64) (workflows.CommandResult, error) {
-	return c.command(ctx, subscriptionID, workflows.UpdateChangeQuantity, workflows.ChangeQuantityRequest{Quantity: quantity})
+	return c.ChangeQuantityWithin(ctx, subscriptionID, quantity, 0)
+}
+
+// ChangeQuantityWithin is ChangeQuantity waiting at most wait (0: no bound).
+func (c *Client) ChangeQuantityWithin(ctx context.Context, subscriptionID string, quantity int64, wait time.Duration) (workflows.CommandResult, error) {
+	return c.command(ctx, subscriptionID, workflows.UpdateChangeQuantity, marketplace.ActionChangeQuantity, wait, workflows.ChangeQuantityRequest{Quantity: quantity})
 }
 
 // Cancel cancels the subscription at Microsoft and waits for the outcome.
 func (c *Client) Cancel(ctx context.Context, subscriptionID string) (workflows.CommandResult, error) {
-	return c.command(ctx, subscriptionID, workflows.UpdateCancel)
+	return c.CancelWithin(ctx, subscriptionID, 0)
+}
+
+// CancelWithin is Cancel waiting at most wait (0: no bound).
+func (c *Client) CancelWithin(ctx context.Context, subscriptionID string, wait time.Duration) (workflows.CommandResult, error) {
+	return c.command(ctx, subscriptionID, workflows.UpdateCancel, marketplace.ActionUnsubscribe, wait)
 }
 
 // Approve approves a pending activation (or retries a failed one) and returns the state after it.
@@ -204,10 +220,67 @@ func (c *Client) Approve(ctx context.Context, subscriptionID string) (*workflows
 	return &st, nil
 }
 
-func (c *Client) command(ctx context.Context, subscriptionID, name string, args ...any) (workflows.CommandResult, error) {
+// ErrNotAccepted means the workflow did not take a command within the caller's wait (no worker polling,
+// or one far behind). The command was not refused either: it may still be taken once a worker gets to it.
+var ErrNotAccepted = errors.New("subscriptions: the workflow did not take the command in time")
+
+// InProgressError is a command the workflow accepted that did not finish within the caller's wait:
+// Microsoft's operation takes its time (minutes, sometimes more), and the workflow keeps following it.
+type InProgressError struct {
+	SubscriptionID string
+	// OperationID is Microsoft's operation for the command, when the workflow has started it by now.
+	OperationID string
+}
+
+func (e *InProgressError) Error() string {
+	if e.OperationID == "" {
+		return "subscriptions: command on " + e.SubscriptionID + " accepted and in progress"
+	}
+	return "subscriptions: command on " + e.SubscriptionID + " in progress as operation " + e.OperationID
+}
+
+// command sends a publisher command as an update and waits for its result, at most wait when wait > 0.
+// The update is durable once accepted, so running out of time after that is no failure: the caller is
+// told it is in progress.
+func (c *Client) command(ctx context.Context, subscriptionID, name string, action marketplace.Action, wait time.Duration, args ...any) (workflows.CommandResult, error) {
 	var res workflows.CommandResult
-	err := c.update(ctx, subscriptionID, name, &res, args...)
-	return res, err
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if wait > 0 {
+		wctx, cancel = context.WithTimeout(ctx, wait)
+	}
+	defer cancel()
+	outOfTime := func() bool { return wctx.Err() != nil && ctx.Err() == nil }
+	h, err := c.temporal.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.WorkflowID(subscriptionID),
+		UpdateName:   name,
+		Args:         args,
+		WaitForStage: client.WorkflowUpdateStageAccepted,
+	})
+	if err != nil {
+		if outOfTime() {
+			return res, fmt.Errorf("%s subscription %s: %w", name, subscriptionID, ErrNotAccepted)
+		}
+		return res, c.commandError(name, subscriptionID, err)
+	}
+	if err := h.Get(wctx, &res); err != nil {
+		if outOfTime() {
+			return res, &InProgressError{SubscriptionID: subscriptionID, OperationID: c.pendingOperation(ctx, subscriptionID, action)}
+		}
+		return res, c.commandError(name, subscriptionID, err)
+	}
+	return res, nil
+}
+
+// pendingOperation returns the ID of the operation of action the workflow is following, or "" if it has
+// none yet (or the query does not answer quickly: the ID is a courtesy, not worth a slow answer).
+func (c *Client) pendingOperation(ctx context.Context, subscriptionID string, action marketplace.Action) string {
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := c.State(qctx, subscriptionID)
+	if err != nil || st.Pending == nil || st.Pending.Action != action {
+		return ""
+	}
+	return st.Pending.ID
 }
 
 func (c *Client) update(ctx context.Context, subscriptionID, name string, out any, args ...any) error {

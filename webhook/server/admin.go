@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 )
 
 // ValidationError is a command the subscription's workflow refused (its update validator, or Microsoft's
@@ -19,6 +21,19 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string { return e.Code + ": " + e.Message }
+
+// InProgressError is a command the workflow took that did not finish within Config.CommandWait: answered
+// 202, and the workflow keeps following Microsoft's operation.
+type InProgressError struct {
+	// OperationID is Microsoft's operation, if the workflow has started it by now.
+	OperationID string
+}
+
+func (e *InProgressError) Error() string { return "command in progress" }
+
+// ErrNotAccepted means the workflow did not take a command within Config.CommandWait (no worker
+// running?); it may still take it later.
+var ErrNotAccepted = errors.New("the subscription's workflow did not take the command in time")
 
 // ListFilter narrows the admin listing; empty fields match everything.
 type ListFilter struct {
@@ -96,7 +111,7 @@ func (s *Server) adminChangePlan(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeCommand(w, r, &req) {
 		return
 	}
-	res, err := s.cfg.Subscriptions.ChangePlan(r.Context(), mux.Vars(r)["id"], req.PlanID)
+	res, err := s.cfg.Subscriptions.ChangePlan(r.Context(), mux.Vars(r)["id"], req.PlanID, s.cfg.CommandWait)
 	s.commandResult(w, r, res, err)
 }
 
@@ -105,12 +120,12 @@ func (s *Server) adminChangeQuantity(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeCommand(w, r, &req) {
 		return
 	}
-	res, err := s.cfg.Subscriptions.ChangeQuantity(r.Context(), mux.Vars(r)["id"], req.Quantity)
+	res, err := s.cfg.Subscriptions.ChangeQuantity(r.Context(), mux.Vars(r)["id"], req.Quantity, s.cfg.CommandWait)
 	s.commandResult(w, r, res, err)
 }
 
 func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request) {
-	res, err := s.cfg.Subscriptions.Cancel(r.Context(), mux.Vars(r)["id"])
+	res, err := s.cfg.Subscriptions.Cancel(r.Context(), mux.Vars(r)["id"], s.cfg.CommandWait)
 	s.commandResult(w, r, res, err)
 }
 
@@ -134,13 +149,38 @@ func (s *Server) decodeCommand(w http.ResponseWriter, r *http.Request, v any) bo
 	return true
 }
 
+// inProgress is the 202 body of a command still running at Microsoft.
+type inProgress struct {
+	Status      string `json:"status"`
+	OperationID string `json:"operationId,omitempty"`
+	Message     string `json:"message"`
+	// Subscription is where to follow the outcome (also the Location header).
+	Subscription string `json:"subscription"`
+}
+
 func (s *Server) commandResult(w http.ResponseWriter, r *http.Request, res any, err error) {
+	var ip *InProgressError
+	if errors.As(err, &ip) {
+		// The answer must leave before the write timeout drops the connection; the command is durable
+		// in the workflow, which keeps following Microsoft's operation.
+		loc := subscriptionPath(mux.Vars(r)["id"])
+		s.log.Info("admin command in progress past its wait", zap.String("path", r.URL.Path), zap.String("operationId", ip.OperationID))
+		w.Header().Set("Location", loc)
+		writeJSON(w, http.StatusAccepted, inProgress{
+			Status: "InProgress", OperationID: ip.OperationID, Subscription: loc,
+			Message: "the command was accepted and Microsoft's operation is still in progress; GET the subscription to follow it (its pending operation, then its audit)",
+		})
+		return
+	}
 	if err != nil {
 		s.commandFailed(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
 }
+
+// subscriptionPath is the admin API's address of one subscription.
+func subscriptionPath(id string) string { return "/admin/subscriptions/" + url.PathEscape(id) }
 
 // commandFailed maps a Subscriptions error to its status: refusals are 4xx with the workflow's code and
 // message, a missing subscription 404, anything else 503 (Temporal unreachable; try again).
@@ -157,6 +197,10 @@ func (s *Server) commandFailed(w http.ResponseWriter, r *http.Request, err error
 		s.fail(w, r, status, ve.Code, ve.Message, nil)
 	case errors.Is(err, ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "NotFound", "no such subscription", nil)
+	case errors.Is(err, ErrNotAccepted):
+		s.fail(w, r, http.StatusServiceUnavailable, "NotAccepted",
+			"the subscription's workflow did not take the command in time (is a worker running?); it may still take it, so check GET "+
+				subscriptionPath(mux.Vars(r)["id"])+" before sending it again", err)
 	default:
 		s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the engine could not be reached; try again", err)
 	}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"saasengine/emulator"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
+	"saasengine/webhook/server"
 	"saasengine/workflows"
 )
 
@@ -245,5 +247,64 @@ func TestOperationsEndpoints(t *testing.T) {
 	}
 	if strings.Contains(page, id) {
 		t.Error("a subscription ID leaked into a metric label")
+	}
+}
+
+// Microsoft's operation outlasts the admin command's wait: the answer is 202 with where to follow it,
+// inside the server's write timeout, and the workflow still sees the change through.
+func TestAdminCommandPastItsWaitAnswers202(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{
+		ConfigureEmulator: func(c *emulator.Config) { c.OperationDelay = emulator.Duration(time.Hour) },
+		ConfigureServer:   func(c *server.Config) { c.CommandWait = 2 * time.Second },
+	})
+	id := s.Activated(t, "team", 10)
+
+	var got struct{ Status, OperationID, Message, Subscription string }
+	req, _ := http.NewRequest("POST", s.HTTP.URL+"/admin/subscriptions/"+id+"/quantity", strings.NewReader(`{"quantity":25}`))
+	req.Header.Set("Authorization", "Bearer "+stacktest.AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := "/admin/subscriptions/" + id
+	if resp.StatusCode != http.StatusAccepted || got.Status != "InProgress" || got.Message == "" || got.Subscription != want || resp.Header.Get("Location") != want {
+		t.Fatalf("quantity past the wait: %d %+v Location %q", resp.StatusCode, got, resp.Header.Get("Location"))
+	}
+	st := s.WaitState(t, id, "operation pending", func(st workflows.State) bool { return st.Pending != nil })
+	if got.OperationID != "" && got.OperationID != st.Pending.ID {
+		t.Fatalf("202 names operation %s; the workflow follows %s", got.OperationID, st.Pending.ID)
+	}
+	// The link answers with the subscription's state, the pending operation in it.
+	var linked workflows.State
+	if code, body := admin(t, s, "GET", got.Subscription, stacktest.AdminToken, "", &linked); code != 200 || linked.Pending == nil {
+		t.Fatalf("GET %s: %d %s", got.Subscription, code, body)
+	}
+
+	// Microsoft finishes; the workflow's polling sees it.
+	s.Emu.Emulator.AdvanceClock(2 * time.Hour)
+	s.WaitState(t, id, "25 seats, nothing pending", func(st workflows.State) bool { return st.Quantity == 25 && st.Pending == nil })
+	if sub, _ := s.Emu.Emulator.Subscription(id); sub.Quantity != 25 {
+		t.Fatalf("Microsoft has %d seats", sub.Quantity)
+	}
+	// A refusal still answers 4xx at once, not 202.
+	var e apiError
+	if code, body := admin(t, s, "POST", "/admin/subscriptions/"+id+"/quantity", stacktest.AdminToken, `{"quantity":25}`, &e); code != 400 || e.Error.Code != "SameQuantity" {
+		t.Fatalf("same quantity: %d %s", code, body)
+	}
+}
+
+// A command no worker takes within the wait is not reported as refused or done: 503 NotAccepted.
+func TestAdminCommandNotTakenAnswers503(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{ConfigureServer: func(c *server.Config) { c.CommandWait = time.Second }})
+	id := s.Activated(t, "team", 10)
+	s.StopWorker()
+	var e apiError
+	if code, body := admin(t, s, "POST", "/admin/subscriptions/"+id+"/cancel", stacktest.AdminToken, "", &e); code != http.StatusServiceUnavailable || e.Error.Code != "NotAccepted" {
+		t.Fatalf("cancel with no worker: %d %s", code, body)
 	}
 }

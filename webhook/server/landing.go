@@ -75,6 +75,8 @@ type pageData struct {
 	StatusURL string
 	Message   string
 	Refresh   bool
+	// Settled stops the status page's polling.
+	Settled bool
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data pageData) {
@@ -167,10 +169,24 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("format") == "json" {
-		writeJSON(w, http.StatusOK, statusJSON{Status: view.Status, Stage: view.Stage, Failed: view.Failed, Problem: view.Problem, Done: view.Status == string(marketplace.StatusSubscribed) || view.Failed || view.Status == string(marketplace.StatusUnsubscribed)})
+		writeJSON(w, http.StatusOK, statusJSON{Status: view.Status, Stage: view.Stage, Failed: view.Failed, Problem: view.Problem, Done: settled(view)})
 		return
 	}
-	s.render(w, http.StatusOK, "status.html", pageData{Title: "Your subscription", View: view, StatusURL: s.statusURL(id)})
+	s.render(w, http.StatusOK, "status.html", pageData{Title: "Your subscription", View: view, StatusURL: s.statusURL(id), Settled: settled(view)})
+}
+
+// settled reports a state the status page stops following: nothing more happens without someone acting
+// (Microsoft reinstating a suspended subscription, a person fixing a failed activation), so polling on
+// would only load the engine.
+func settled(v View) bool {
+	if v.Failed {
+		return true
+	}
+	switch marketplace.SubscriptionStatus(v.Status) {
+	case marketplace.StatusSubscribed, marketplace.StatusSuspended, marketplace.StatusUnsubscribed:
+		return true
+	}
+	return false
 }
 
 type statusJSON struct {

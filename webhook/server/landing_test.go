@@ -164,8 +164,19 @@ func TestLandingWithBadTokensCreatesNothing(t *testing.T) {
 	}
 	noWorkflow(t, s, p.SubscriptionID)
 
-	// A '+' that query decoding would turn into a space is kept: the same token still resolves.
-	raw := s.HTTP.URL + "/landing?token=" + strings.ReplaceAll(url.QueryEscape(p.Token), "%2B", "+")
+	// A '+' that query decoding would turn into a space is kept: the same token still resolves. Tokens
+	// are base64, so about one in four lacks a '+'; ask for fresh ones until one has it.
+	plus := p
+	for i := 0; !strings.Contains(plus.Token, "+"); i++ {
+		if i == 100 {
+			t.Fatal("100 purchase tokens without a '+'")
+		}
+		var err error
+		if plus, err = s.Emu.Emulator.NewToken(p.SubscriptionID, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := s.HTTP.URL + "/landing?token=" + strings.ReplaceAll(url.QueryEscape(plus.Token), "%2B", "+")
 	if code, _ := get(t, http.DefaultClient, raw); code != http.StatusOK {
 		t.Fatalf("token with '+' sent raw: %d", code)
 	}
@@ -199,5 +210,32 @@ func TestConfirmWithATokenExpiredSinceLanding(t *testing.T) {
 	}
 	if st, _ := s.Subs.State(context.Background(), p.SubscriptionID); st == nil || st.Status != marketplace.StatusPendingFulfillmentStart {
 		t.Fatalf("state %+v", st)
+	}
+}
+
+// A suspended subscription is as far as the status page can follow it: it says so, and stops polling.
+func TestStatusPageSettlesOnSuspended(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	b := buyer()
+	p := s.Emu.Purchase(t, "basic", 0)
+	_, page := get(t, b, p.LandingURL)
+	code, _, final := postForm(t, b, s.HTTP.URL+"/landing/confirm", fields(page))
+	if code != 200 || !strings.HasPrefix(final.Path, "/landing/status/") {
+		t.Fatalf("confirm led to %d %s", code, final)
+	}
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	})
+	if _, err := s.Emu.Emulator.Suspend(p.SubscriptionID); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitState(t, p.SubscriptionID, "Suspended", func(st workflows.State) bool { return st.Status == marketplace.StatusSuspended })
+
+	if _, body := get(t, b, final.String()+"&format=json"); !strings.Contains(body, `"status":"Suspended"`) || !strings.Contains(body, `"done":true`) {
+		t.Fatalf("status JSON of a suspended subscription: %s", body)
+	}
+	code, page = get(t, b, final.String())
+	if code != 200 || !strings.Contains(page, "This subscription is suspended") || strings.Contains(page, "setTimeout(poll, 1000)") || strings.Contains(page, "Reload this page to see progress") {
+		t.Fatalf("status page of a suspended subscription: %d\n%s", code, page)
 	}
 }

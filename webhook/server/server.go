@@ -42,12 +42,14 @@ type Subscriptions interface {
 	// View reads a subscription's current view; ErrNotFound if the engine does not know it.
 	View(ctx context.Context, subscriptionID string) (View, error)
 
-	// List, State and the commands serve the admin API. Refusals come back as *ValidationError.
+	// List, State and the commands serve the admin API. Refusals come back as *ValidationError. The
+	// commands wait at most wait for Microsoft's outcome: past it they return *InProgressError if the
+	// workflow took the command, ErrNotAccepted if it did not.
 	List(ctx context.Context, f ListFilter) (Listing, error)
 	State(ctx context.Context, subscriptionID string) (any, error)
-	ChangePlan(ctx context.Context, subscriptionID, planID string) (any, error)
-	ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64) (any, error)
-	Cancel(ctx context.Context, subscriptionID string) (any, error)
+	ChangePlan(ctx context.Context, subscriptionID, planID string, wait time.Duration) (any, error)
+	ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64, wait time.Duration) (any, error)
+	Cancel(ctx context.Context, subscriptionID string, wait time.Duration) (any, error)
 	Approve(ctx context.Context, subscriptionID string) (any, error)
 	// Reconcile starts a reconciliation run now and returns its handle.
 	Reconcile(ctx context.Context) (any, error)
@@ -63,8 +65,12 @@ type Config struct {
 	Validator             TokenValidator
 	InsecureNoWebhookAuth bool
 	// DecisionWait bounds how long a ChangePlan/ChangeQuantity webhook waits for the workflow's decision;
-	// Microsoft's window is 10 s. Default 5 s.
+	// Microsoft's window is 10 s. Default 5 s; at most WebhookBudget less 2 s, which the fallback signal
+	// needs.
 	DecisionWait time.Duration
+	// WebhookBudget bounds a whole webhook call (token check and every Temporal call), so that even with
+	// Temporal down the answer (503) leaves inside Microsoft's 10-second window. Default 9 s.
+	WebhookBudget time.Duration
 
 	Subscriptions Subscriptions
 	// Resolver resolves landing-page purchase tokens.
@@ -76,11 +82,30 @@ type Config struct {
 	SessionKey []byte
 	// AdminToken is the bearer token of the admin API; empty disables the admin API.
 	AdminToken string
+	// CommandWait bounds how long an admin plan, quantity or cancel command waits for Microsoft's outcome
+	// before answering 202 (the workflow keeps following the operation, which can take minutes). It must
+	// stay below the HTTP server's WriteTimeout (30 s). Default 20 s.
+	CommandWait time.Duration
 	// Ready reports whether Temporal is reachable, for /readyz.
 	Ready func(ctx context.Context) error
 
 	Logger *zap.Logger
 }
+
+// writeTimeout is the HTTP server's WriteTimeout: past it the client gets a dropped connection, so every
+// handler must answer before it.
+const writeTimeout = 30 * time.Second
+
+// defaultWebhookBudget keeps a webhook's answer inside Microsoft's 10-second window, with a second for the
+// network.
+const defaultWebhookBudget = 9 * time.Second
+
+// fallbackReserve is the part of the webhook budget kept for the signal that records a change whose
+// decision did not come in time.
+const fallbackReserve = 2 * time.Second
+
+// defaultCommandWait leaves an admin command's answer well inside writeTimeout.
+const defaultCommandWait = 20 * time.Second
 
 // Server is the engine's HTTP handler.
 type Server struct {
@@ -102,8 +127,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WebhookPath == "" {
 		cfg.WebhookPath = "/webhook"
 	}
+	if cfg.WebhookBudget <= 0 {
+		cfg.WebhookBudget = defaultWebhookBudget
+	}
+	if cfg.WebhookBudget <= fallbackReserve {
+		return nil, fmt.Errorf("server: WebhookBudget %s leaves no time for Temporal; it must exceed %s", cfg.WebhookBudget, fallbackReserve)
+	}
 	if cfg.DecisionWait <= 0 {
 		cfg.DecisionWait = 5 * time.Second
+	}
+	clampedWait := cfg.DecisionWait > cfg.WebhookBudget-fallbackReserve
+	if clampedWait {
+		cfg.DecisionWait = cfg.WebhookBudget - fallbackReserve
+	}
+	if cfg.CommandWait <= 0 {
+		cfg.CommandWait = defaultCommandWait
+	}
+	if cfg.CommandWait >= writeTimeout {
+		return nil, fmt.Errorf("server: CommandWait %s must stay below the write timeout %s", cfg.CommandWait, writeTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -114,6 +155,10 @@ func New(cfg Config) (*Server, error) {
 		if _, err := rand.Read(s.csrfKey); err != nil {
 			return nil, fmt.Errorf("server: session key: %w", err)
 		}
+	}
+	if clampedWait {
+		s.log.Warn("webhook decision wait shortened so that the fallback signal fits the webhook budget",
+			zap.Duration("decisionWait", cfg.DecisionWait), zap.Duration("webhookBudget", cfg.WebhookBudget))
 	}
 	if cfg.Validator == nil {
 		s.log.Warn("WEBHOOK AUTHENTICATION IS OFF: anyone who can reach " + cfg.WebhookPath + " can forge Marketplace events. Use this only with an emulator that cannot sign.")
@@ -177,7 +222,7 @@ func HTTPServer(addr string, h http.Handler) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}

@@ -94,20 +94,20 @@ func (t Temporal) State(ctx context.Context, subscriptionID string) (any, error)
 }
 
 // ChangePlan asks for a publisher-initiated plan change.
-func (t Temporal) ChangePlan(ctx context.Context, subscriptionID, planID string) (any, error) {
-	res, err := t.Client.ChangePlan(ctx, subscriptionID, planID)
+func (t Temporal) ChangePlan(ctx context.Context, subscriptionID, planID string, wait time.Duration) (any, error) {
+	res, err := t.Client.ChangePlanWithin(ctx, subscriptionID, planID, wait)
 	return commandResult(res, err)
 }
 
 // ChangeQuantity asks for a publisher-initiated seat change.
-func (t Temporal) ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64) (any, error) {
-	res, err := t.Client.ChangeQuantity(ctx, subscriptionID, quantity)
+func (t Temporal) ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64, wait time.Duration) (any, error) {
+	res, err := t.Client.ChangeQuantityWithin(ctx, subscriptionID, quantity, wait)
 	return commandResult(res, err)
 }
 
 // Cancel cancels at Microsoft.
-func (t Temporal) Cancel(ctx context.Context, subscriptionID string) (any, error) {
-	res, err := t.Client.Cancel(ctx, subscriptionID)
+func (t Temporal) Cancel(ctx context.Context, subscriptionID string, wait time.Duration) (any, error) {
+	res, err := t.Client.CancelWithin(ctx, subscriptionID, wait)
 	return commandResult(res, err)
 }
 
@@ -143,7 +143,12 @@ func commandResult(res workflows.CommandResult, err error) (any, error) {
 
 func mapError(err error) error {
 	var ce *subscriptions.CommandError
+	var ip *subscriptions.InProgressError
 	switch {
+	case errors.As(err, &ip):
+		return &InProgressError{OperationID: ip.OperationID}
+	case errors.Is(err, subscriptions.ErrNotAccepted):
+		return ErrNotAccepted
 	case errors.As(err, &ce):
 		return &ValidationError{Code: ce.Code, Message: ce.Message}
 	case errors.Is(err, subscriptions.ErrNotFound):

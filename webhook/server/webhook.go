@@ -28,9 +28,13 @@ type TokenValidator interface {
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	action := "unknown"
 	outcome := func(o string) { s.metrics.webhooks.WithLabelValues(action, o).Inc() }
+	// One budget for everything that may wait (keys, Temporal): an answer after Microsoft's 10-second
+	// window counts as a failure anyway, and 503 in time at least says "deliver again".
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WebhookBudget)
+	defer cancel()
 
 	if s.cfg.Validator != nil {
-		if _, err := s.cfg.Validator.Validate(r.Context(), r.Header.Get("Authorization")); err != nil {
+		if _, err := s.cfg.Validator.Validate(ctx, r.Header.Get("Authorization")); err != nil {
 			if errors.Is(err, entra.ErrKeysUnavailable) {
 				outcome("unavailable")
 				s.fail(w, r, http.StatusServiceUnavailable, "KeysUnavailable", "the token cannot be checked right now; deliver again", err)
@@ -76,7 +80,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With(zap.String("action", action), zap.String("subscriptionId", ev.SubscriptionID), zap.String("operationId", ev.ID))
 
 	if isDecidable(ev) {
-		d, err := s.cfg.Subscriptions.DecideChange(r.Context(), ev, s.cfg.DecisionWait)
+		d, err := s.cfg.Subscriptions.DecideChange(ctx, ev, s.cfg.DecisionWait)
 		if err != nil {
 			outcome("unavailable")
 			s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the event could not be recorded; deliver again", err)
@@ -96,7 +100,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if err := s.cfg.Subscriptions.DeliverWebhook(r.Context(), ev); err != nil {
+	if err := s.cfg.Subscriptions.DeliverWebhook(ctx, ev); err != nil {
 		outcome("unavailable")
 		s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the event could not be recorded; deliver again", err)
 		return

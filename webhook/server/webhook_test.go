@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"saasengine/emulator"
 	"saasengine/entra"
@@ -492,4 +494,145 @@ func TestRejectedChangeAnswers400(t *testing.T) {
 	if v := metricValue(metrics(t, s), `saasengine_webhook_deliveries_total{action="ChangeQuantity",outcome="rejected"}`); v != 1 {
 		t.Fatalf("rejected ChangeQuantity webhooks counted %v", v)
 	}
+}
+
+// changeEvent is a customer's seat change awaiting the publisher's decision, as Microsoft sends it.
+func changeEvent(subID, opID string, quantity int) []byte {
+	b, _ := json.Marshal(marketplace.WebhookEvent{ID: opID, SubscriptionID: subID, Action: marketplace.ActionChangeQuantity, Status: marketplace.OperationInProgress,
+		OfferID: emulator.DemoOfferID, PublisherID: emulator.DemoPublisherID, PlanID: "team", Quantity: marketplace.Quantity(quantity), TimeStamp: marketplace.NewTime(time.Now())})
+	return b
+}
+
+// microsoft is a client with Microsoft's webhook window: an answer after 10 seconds is no answer.
+var microsoft = &http.Client{Timeout: 10 * time.Second}
+
+// No worker decides the change within the decision wait: the event is signalled instead (200, durable in
+// the workflow's history), and decided once a worker runs.
+func TestChangePastTheDecisionWaitIsSignalled(t *testing.T) {
+	s, a := stackWithAuthority(t, stacktest.Options{NoWorker: true, ConfigureServer: func(c *server.Config) { c.DecisionWait = 500 * time.Millisecond }})
+	p, err := s.Emu.Emulator.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "team", Quantity: 10, Status: marketplace.StatusSubscribed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Emu.Emulator.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop}); err != nil {
+		t.Fatal(err) // the test delivers the change itself
+	}
+	op, err := s.Emu.Emulator.CustomerChangeQuantity(p.SubscriptionID, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := post(t, s.HTTP.URL+"/webhook", signRS256(t, genuineClaims(s), a.key, a.kid), "application/json", changeEvent(p.SubscriptionID, op.ID, 12)); got.status != http.StatusOK {
+		t.Fatalf("change past the decision wait: %+v", got)
+	}
+	// The 200 was earned: the event is in the workflow's history as a signal.
+	it := s.Client.GetWorkflowHistory(context.Background(), workflows.WorkflowID(p.SubscriptionID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	signalled := false
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.GetSignalName() == workflows.SignalWebhook {
+			signalled = true
+		}
+	}
+	if !signalled {
+		t.Fatal("the webhook was answered 200 but no signal is in the workflow's history")
+	}
+	s.StartWorker(t)
+	st := s.WaitState(t, p.SubscriptionID, "change seen", func(st workflows.State) bool {
+		_, ok := st.Seen(op.ID)
+		return ok && st.Phase == workflows.PhaseIdle
+	})
+	if o, _ := st.Seen(op.ID); o.Outcome != workflows.OutcomeAccepted {
+		t.Fatalf("change decided %+v", o)
+	}
+}
+
+// With Temporal down, a change to decide is answered 503 inside Microsoft's window: the decision wait
+// and the fallback signal share one budget.
+func TestChangeWithTemporalDownAnswers503InTime(t *testing.T) {
+	s, a := stackWithAuthority(t, stacktest.Options{NoWorker: true, ConfigureServer: func(c *server.Config) {
+		c.DecisionWait, c.WebhookBudget = time.Second, 4*time.Second
+	}})
+	tok := signRS256(t, genuineClaims(s), a.key, a.kid)
+	// Discover the keys while Temporal is up, so only Temporal is down below.
+	if got := post(t, s.HTTP.URL+"/webhook", tok, "application/json", event(uuid.NewString(), uuid.NewString(), marketplace.ActionSuspend)); got.status != http.StatusOK {
+		t.Fatalf("warm-up: %+v", got)
+	}
+	s.Temporal.Stop()
+	req, _ := http.NewRequest(http.MethodPost, s.HTTP.URL+"/webhook", bytes.NewReader(changeEvent(uuid.NewString(), uuid.NewString(), 12)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := microsoft.Do(req)
+	if err != nil {
+		t.Fatalf("no answer inside Microsoft's window: %v", err)
+	}
+	defer resp.Body.Close()
+	var e apiError
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "Unavailable" {
+		t.Fatalf("got %d %+v, want 503 Unavailable", resp.StatusCode, e)
+	}
+}
+
+// budgetProbe records the deadlines the webhook handler gives the Temporal calls.
+type budgetProbe struct {
+	server.Subscriptions
+	deadline chan time.Time
+	wait     chan time.Duration
+}
+
+func (p budgetProbe) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (server.Decision, error) {
+	d, _ := ctx.Deadline()
+	p.deadline <- d
+	p.wait <- wait
+	return server.Decision{}, nil
+}
+
+func (p budgetProbe) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent) error {
+	d, _ := ctx.Deadline()
+	p.deadline <- d
+	return nil
+}
+
+// Every Temporal call of a webhook runs under the one budget, the decision's fallback signal included
+// (the SDK's own default would be 10 s more).
+func TestWebhookTemporalCallsShareOneBudget(t *testing.T) {
+	probe := budgetProbe{deadline: make(chan time.Time, 1), wait: make(chan time.Duration, 1)}
+	srv, err := server.New(server.Config{Subscriptions: probe, Resolver: noResolver{}, InsecureNoWebhookAuth: true, WebhookBudget: 3 * time.Second, DecisionWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{
+		"decided change": changeEvent(uuid.NewString(), uuid.NewString(), 12),
+		"signal":         event(uuid.NewString(), uuid.NewString(), marketplace.ActionSuspend),
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		end := time.Now()
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+		if d := <-probe.deadline; d.IsZero() || d.After(end.Add(3*time.Second)) {
+			t.Fatalf("%s: Temporal called with deadline %v, want within the 3 s budget (answered at %v)", name, d, end)
+		}
+		select {
+		case w := <-probe.wait:
+			// The 5 s decision wait would leave the fallback no time: it is cut to leave 2 s.
+			if w > time.Second {
+				t.Fatalf("decision wait %v inside a 3 s budget", w)
+			}
+		default:
+		}
+	}
+}
+
+// noResolver resolves nothing; the tests that use it never reach the landing page.
+type noResolver struct{}
+
+func (noResolver) Resolve(ctx context.Context, token string) (*marketplace.ResolvedSubscription, error) {
+	return nil, errors.New("no resolver in this test")
 }
