@@ -222,7 +222,11 @@ func (e *Emulator) NewToken(subscriptionID string, ttl time.Duration) (Purchase,
 	}
 	tok := e.newTokenLocked(s.Sub.ID, ttl)
 	e.changedLocked()
-	return Purchase{SubscriptionID: s.Sub.ID, Token: tok, LandingURL: landingURL(e.publisherByID(s.Publisher).LandingURL, tok), Subscription: s.Sub}, nil
+	var landing string
+	if pub := e.publisherByID(s.Publisher); pub != nil {
+		landing = landingURL(pub.LandingURL, tok)
+	}
+	return Purchase{SubscriptionID: s.Sub.ID, Token: tok, LandingURL: landing, Subscription: s.Sub}, nil
 }
 
 // CustomerChangePlan is the customer changing plan in the Azure portal: an operation awaiting the

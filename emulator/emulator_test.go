@@ -366,3 +366,52 @@ func TestControlAPIAndStorefrontOverHTTP(t *testing.T) {
 		t.Fatalf("token still resolves 25 h later: %v", err)
 	}
 }
+
+// A state file written under another configuration must stop the emulator at start with an error naming
+// what is missing, not panic on the first call about the orphaned subscription.
+func TestStateFromAnotherConfigurationIsRefused(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	env := emulatortest.Start(t, emulatortest.Options{StateFile: state})
+	id := activated(t, env, "team", 7)
+	env.Server.Close()
+	if err := env.Emulator.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		edit func(*emulator.Config)
+		want []string
+	}{
+		"unknown plan": {func(c *emulator.Config) {
+			plans := c.Publishers[0].Offers[0].Plans
+			for i := range plans {
+				if plans[i].ID == "team" {
+					c.Publishers[0].Offers[0].Plans = append(plans[:i:i], plans[i+1:]...)
+					break
+				}
+			}
+		}, []string{id, `plan "team"`}},
+		"unknown offer":     {func(c *emulator.Config) { c.Publishers[0].Offers[0].ID = "other-offer" }, []string{id, `offer "contoso-analytics"`}},
+		"unknown publisher": {func(c *emulator.Config) { c.Publishers[0].ID = "fabrikam" }, []string{id, `publisher "contoso"`}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := emulator.DemoConfig()
+			tc.edit(&cfg)
+			emu, err := emulator.New(emulator.Options{Config: cfg, StateFile: state})
+			if err == nil {
+				emu.Close()
+				t.Fatal("New accepted a state that does not match the configuration")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+	// The matching configuration still starts.
+	emu, err := emulator.New(emulator.Options{Config: emulator.DemoConfig(), StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.Close()
+}
