@@ -255,9 +255,18 @@ func (e *Emulator) customerChange(subscriptionID string, body marketplace.Subscr
 		action = marketplace.ActionChangeQuantity
 	}
 	op := e.newOperationLocked(s, action, marketplace.SourceAzure, body.PlanID, body.Quantity)
+	e.openAcceptWindowLocked(op)
 	e.enqueueWebhookLocked(s, op)
 	e.changedLocked()
 	return op.Op, nil
+}
+
+// openAcceptWindowLocked starts the publisher's decision window of a customer's change or reinstatement
+// when the operation is created, not when the webhook is delivered: Microsoft auto-accepts an undecided
+// operation whether or not the notification reached anyone (no webhook URL, a dropped delivery), so the
+// subscription is never locked for good. A PATCH or a 4xx answer inside the window decides it first.
+func (e *Emulator) openAcceptWindowLocked(op *operation) {
+	op.AcceptAt = e.now().Add(e.cfg.AutoAcceptAfter.D())
 }
 
 // Suspend is Microsoft suspending a subscription whose payment failed.
@@ -337,6 +346,7 @@ func (e *Emulator) Reinstate(subscriptionID string) (marketplace.Operation, erro
 		return marketplace.Operation{}, &changeError{http.StatusConflict, "Conflict", "the subscription has a pending operation"}
 	}
 	op := e.newOperationLocked(s, marketplace.ActionReinstate, marketplace.SourceAzure, "", 0)
+	e.openAcceptWindowLocked(op)
 	e.enqueueWebhookLocked(s, op)
 	e.changedLocked()
 	return op.Op, nil

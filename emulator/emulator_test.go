@@ -155,7 +155,8 @@ func TestWebhooksAreSignedAndFollowMicrosoftsRules(t *testing.T) {
 }
 
 func TestWebhookFaults(t *testing.T) {
-	env := emulatortest.Start(t, emulatortest.Options{})
+	// A long decision window: the dropped change must still be undecided when the test looks for it.
+	env := emulatortest.Start(t, emulatortest.Options{Configure: func(c *emulator.Config) { c.AutoAcceptAfter = emulator.Duration(time.Minute) }})
 	rc := newReceiver(t, env)
 	id := activated(t, env, "basic", 0)
 	must := func(f emulator.Fault) {
@@ -164,7 +165,8 @@ func TestWebhookFaults(t *testing.T) {
 		}
 	}
 
-	// Dropped: never sent, and the customer's change stays outstanding for reconciliation to find.
+	// Dropped: never sent, and the customer's change stays outstanding, within its window, for
+	// reconciliation to find.
 	must(emulator.Fault{Webhook: emulator.WebhookDrop, Action: "ChangePlan", Count: 1})
 	op, _ := env.Emulator.CustomerChangePlan(id, "metered")
 	time.Sleep(1500 * time.Millisecond)
@@ -414,4 +416,68 @@ func TestStateFromAnotherConfigurationIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	emu.Close()
+}
+
+// Microsoft auto-accepts a customer's change or reinstatement after the window whether or not the webhook
+// reached the publisher: with no webhook URL, or a dropped delivery, the subscription must not stay locked.
+func TestCustomerOperationsAutoAcceptWithoutDelivery(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	ctx := context.Background()
+	id := activated(t, env, "team", 10)
+	succeeded := func(opID string) func() bool {
+		return func() bool {
+			o, err := env.Client.GetOperation(ctx, id, opID)
+			return err == nil && o.Status == marketplace.OperationSucceeded
+		}
+	}
+
+	// No webhook URL configured.
+	op, err := env.Emulator.CustomerChangeQuantity(id, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "quantity change auto-accepted", succeeded(op.ID))
+	if s, _ := env.Emulator.Subscription(id); s.Quantity != 15 {
+		t.Fatalf("accepted change not applied: quantity %d", s.Quantity)
+	}
+
+	// A delivery dropped by a fault.
+	if err := env.Emulator.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	op, err = env.Emulator.CustomerChangePlan(id, "enterprise")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "plan change auto-accepted", succeeded(op.ID))
+	if s, _ := env.Emulator.Subscription(id); s.PlanID != "enterprise" {
+		t.Fatalf("accepted change not applied: plan %s", s.PlanID)
+	}
+
+	// Reinstate, with no webhook URL either.
+	if _, err := env.Emulator.Suspend(id); err != nil {
+		t.Fatal(err)
+	}
+	op, err = env.Emulator.Reinstate(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "reinstate auto-accepted", succeeded(op.ID))
+	if s, _ := env.Emulator.Subscription(id); s.Status != marketplace.StatusSubscribed {
+		t.Fatalf("accepted reinstate not applied: %s", s.Status)
+	}
+	// Nothing is outstanding, so the subscription takes the next change.
+	if ops, err := env.Client.ListOperations(ctx, id); err != nil || len(ops) != 0 {
+		t.Fatalf("outstanding: %+v %v", ops, err)
+	}
+	if _, err := env.Client.ChangeQuantity(ctx, id, 60); err != nil {
+		t.Fatalf("subscription still locked: %v", err)
+	}
+	states := map[string]bool{}
+	for _, d := range env.Emulator.Deliveries() {
+		states[d.State] = true
+	}
+	if !states[emulator.DeliveryNoURL] || !states[emulator.DeliveryDropped] {
+		t.Fatalf("the test did not exercise both undelivered cases: %v", states)
+	}
 }
