@@ -337,9 +337,8 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 
 	token, err := c.tokens.Token(ctx)
 	if err != nil {
-		// Authentication failures are configuration problems (a rotated secret, a wrong tenant): say so loudly
-		// and let only transport trouble be retried.
-		return nil, fail(&Error{Code: "TokenAcquisitionFailed", Err: fmt.Errorf("acquire access token: %w", err), Retryable: retryableTransport(err)})
+		// A rejected credential is a configuration problem and fails loudly; Entra throttling or failing is not.
+		return nil, fail(tokenError(err, c.now()))
 	}
 
 	u := *c.base

@@ -269,3 +269,70 @@ func TestMSALTokenSource(t *testing.T) {
 		t.Error("no credential must be an error")
 	}
 }
+
+// TestMSALTokenEndpointFailures: Entra throttling or failing (429, 5xx) or not answering is transient and
+// retryable, with its Retry-After; a rejected credential (400, 401) is not.
+func TestMSALTokenEndpointFailures(t *testing.T) {
+	cases := []struct {
+		name       string
+		status     int
+		retryAfter string
+		retryable  bool
+		wait       time.Duration
+	}{
+		{"throttled", http.StatusTooManyRequests, "12", true, 12 * time.Second},
+		{"unavailable", http.StatusServiceUnavailable, "", true, 0},
+		{"server error", http.StatusInternalServerError, "", true, 0},
+		{"bad secret", http.StatusBadRequest, "", false, 0},
+		{"unauthorized", http.StatusUnauthorized, "", false, 0},
+		{"connection dropped", 0, "", true, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
+					w.Header().Set("Content-Type", "application/json")
+					json.NewEncoder(w).Encode(map[string]any{
+						"token_endpoint":         srv.URL + "/tenant-1/oauth2/v2.0/token",
+						"authorization_endpoint": srv.URL + "/tenant-1/oauth2/v2.0/authorize",
+						"issuer":                 srv.URL + "/tenant-1/v2.0",
+					})
+				case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
+					if tc.status == 0 {
+						if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+							conn.Close()
+						}
+						return
+					}
+					if tc.retryAfter != "" {
+						w.Header().Set("Retry-After", tc.retryAfter)
+					}
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(tc.status)
+					json.NewEncoder(w).Encode(map[string]any{"error": "failure", "error_description": "AADSTS-test: " + tc.name})
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := NewClient(srv.URL+"/api", src)
+			_, err = c.GetSubscription(context.Background(), "sub")
+			e, ok := AsError(err)
+			if !ok || e.Code != "TokenAcquisitionFailed" || e.StatusCode != 0 {
+				t.Fatalf("got %v", err)
+			}
+			if e.Retryable != tc.retryable || e.RetryAfter != tc.wait {
+				t.Fatalf("retryable=%v after %v, want %v after %v: %v", e.Retryable, e.RetryAfter, tc.retryable, tc.wait, err)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("the error reveals the secret: %v", err)
+			}
+		})
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 )
 
 // Error is a failed call to a Marketplace API. It carries what a retry policy needs: whether the failure is
@@ -120,6 +122,25 @@ func retryableTransport(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset")
+}
+
+// tokenError classifies a failure to get an access token. Entra answering 429 or 5xx (MSAL reports the
+// answer as a CallErr) or not answering at all is transient and worth a retry, after Retry-After when Entra
+// sent one. Anything else, above all 400/401 for a wrong or rotated secret, is a configuration problem no
+// retry fixes: not retryable, so it surfaces loudly. StatusCode stays 0: it is the Marketplace's status, and
+// the Marketplace never answered.
+func tokenError(err error, now time.Time) *Error {
+	e := &Error{Code: "TokenAcquisitionFailed", Err: fmt.Errorf("acquire access token: %w", err)}
+	var ce msalerrors.CallErr
+	if errors.As(err, &ce) && ce.Resp != nil {
+		e.Retryable = retryableStatus(ce.Resp.StatusCode)
+		if e.Retryable {
+			e.RetryAfter = parseRetryAfter(ce.Resp.Header.Get("Retry-After"), now)
+		}
+		return e
+	}
+	e.Retryable = retryableTransport(err)
+	return e
 }
 
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date.
