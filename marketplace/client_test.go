@@ -125,6 +125,13 @@ func TestRetryAfterParsing(t *testing.T) {
 		"soon": 0,
 		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
 		now.Add(-time.Minute).Format(http.TimeFormat):     0,
+		// Absurd values are capped at a day rather than overflowing into a negative or endless wait.
+		"86400":                         24 * time.Hour,
+		"86401":                         24 * time.Hour,
+		"9999999999999":                 24 * time.Hour,
+		"99999999999999999999999":       24 * time.Hour,
+		"-99999999999999999999999":      0,
+		"Fri, 31 Dec 9999 23:59:59 GMT": 24 * time.Hour,
 	}
 	for in, want := range cases {
 		if got := parseRetryAfter(in, now); got != want {

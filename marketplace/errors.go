@@ -143,21 +143,28 @@ func tokenError(err error, now time.Time) *Error {
 	return e
 }
 
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date.
+// maxRetryAfter caps what a Retry-After may ask for. A huge value (a bug, or a hostile proxy) would
+// otherwise overflow time.Duration into a negative delay or park a retry for years.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date, at most maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case err != nil && !strings.HasPrefix(v, "-"), secs > int64(maxRetryAfter/time.Second):
+			return maxRetryAfter
+		case secs <= 0:
 			return 0
 		}
 		return time.Duration(secs) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0
