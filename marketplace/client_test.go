@@ -148,7 +148,7 @@ func TestErrorBodies(t *testing.T) {
 		`plain text failure`:                                       {"", "plain text failure"},
 		`{"unexpected":true}`:                                      {"", ""},
 	} {
-		code, msg := decodeErrorBody([]byte(body))
+		code, msg, _ := decodeErrorBody([]byte(body))
 		if code != want[0] || msg != want[1] {
 			t.Errorf("%s: got %q %q", body, code, msg)
 		}

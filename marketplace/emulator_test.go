@@ -270,9 +270,10 @@ func TestClientMeteringAgainstEmulator(t *testing.T) {
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
 	ev := marketplace.UsageEvent{ResourceID: p.SubscriptionID, Quantity: 12.5, Dimension: "api_calls", EffectiveStartTime: marketplace.NewTime(hour.Add(10 * time.Minute)), PlanID: "metered"}
 
+	// A 400's reason is in its details, under the generic BadArgument.
 	_, err := c.PostUsageEvent(ctx, ev)
-	if marketplace.StatusCode(err) != 400 {
-		t.Fatalf("usage before activation: want 400 ResourceNotActive, got %v", err)
+	if me, _ := marketplace.AsError(err); me == nil || me.StatusCode != 400 || me.Code != "BadArgument" || len(me.Details) != 1 || me.Details[0].Code != string(marketplace.UsageResourceNotActive) || !strings.Contains(err.Error(), "ResourceNotActive") {
+		t.Fatalf("usage before activation: want 400 with detail ResourceNotActive, got %v", err)
 	}
 	if err := c.Activate(ctx, p.SubscriptionID, marketplace.SubscriberPlan{PlanID: "metered"}); err != nil {
 		t.Fatal(err)
@@ -280,6 +281,15 @@ func TestClientMeteringAgainstEmulator(t *testing.T) {
 	ok, err := c.PostUsageEvent(ctx, ev)
 	if err != nil || ok.Status != marketplace.UsageAccepted || ok.UsageEventID == "" {
 		t.Fatalf("first event: %+v %v", ok, err)
+	}
+	for want, bad := range map[marketplace.UsageEventStatus]marketplace.UsageEvent{
+		marketplace.UsageExpired:          {ResourceID: p.SubscriptionID, Quantity: 1, Dimension: "api_calls", EffectiveStartTime: marketplace.NewTime(hour.Add(-30 * time.Hour)), PlanID: "metered"},
+		marketplace.UsageInvalidDimension: {ResourceID: p.SubscriptionID, Quantity: 1, Dimension: "gpu_hours", EffectiveStartTime: marketplace.NewTime(hour), PlanID: "metered"},
+	} {
+		_, err := c.PostUsageEvent(ctx, bad)
+		if me, _ := marketplace.AsError(err); me == nil || me.StatusCode != 400 || len(me.Details) == 0 || me.Details[0].Code != string(want) || me.Details[0].Target == "" {
+			t.Errorf("want 400 with detail %s, got %v", want, err)
+		}
 	}
 	// Same subscription, dimension and hour: a duplicate carrying the accepted event.
 	dup := ev

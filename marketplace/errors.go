@@ -33,10 +33,20 @@ type Error struct {
 	Retryable bool
 	// RetryAfter is the delay Microsoft asked for in Retry-After, or 0.
 	RetryAfter time.Duration
+	// Details are the specific reasons under a generic Code: a Metering API 400 says BadArgument at the top
+	// and Expired, ResourceNotActive, InvalidDimension... in its details.
+	Details []ErrorDetail
 	// Duplicate is the usage event Microsoft had already accepted, on a metering 409.
 	Duplicate *UsageEventResult
 	// Err is the transport error, when there was no response.
 	Err error
+}
+
+// ErrorDetail is one entry of an error body's details: what was wrong (Code) with which field (Target).
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Target  string `json:"target"`
 }
 
 // Error reads well when wrapped: "marketplace: get subscription: 404 EntityNotFound: ... (request r, correlation c)".
@@ -57,6 +67,22 @@ func (e *Error) Error() string {
 			b.WriteString(": " + e.Message)
 		} else if e.Code == "" {
 			b.WriteString(" " + http.StatusText(e.StatusCode))
+		}
+		// The first detail is usually the real reason ("One or more errors have occurred" is not).
+		if len(e.Details) > 0 {
+			d := e.Details[0]
+			b.WriteString(" [")
+			b.WriteString(d.Code)
+			if d.Target != "" {
+				b.WriteString(" " + d.Target)
+			}
+			if d.Message != "" {
+				b.WriteString(": " + d.Message)
+			}
+			if len(e.Details) > 1 {
+				fmt.Fprintf(&b, "; and %d more", len(e.Details)-1)
+			}
+			b.WriteString("]")
 		}
 	}
 	if e.RetryAfter > 0 {
@@ -170,28 +196,30 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// errorBody captures the error shapes the APIs use: {"error":{"code","message"}} (fulfillment),
-// {"Error":{"Code","Message"}} (api-version errors), {"code","message"} (metering) and a bare
-// {"message"}.
+// errorBody captures the error shapes the APIs use: {"error":{"code","message","details"}} (fulfillment),
+// {"Error":{"Code","Message"}} (api-version errors), {"code","message","target","details":[{"code",
+// "message","target"}]} (metering) and a bare {"message"}.
 type errorBody struct {
 	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code    string        `json:"code"`
+		Message string        `json:"message"`
+		Details []ErrorDetail `json:"details"`
 	} `json:"error"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Details []ErrorDetail `json:"details"`
 }
 
-// decodeErrorBody fills code and message from whatever error shape the body has; a body that is not JSON
-// becomes the message, trimmed.
-func decodeErrorBody(body []byte) (code, message string) {
+// decodeErrorBody fills code, message and details from whatever error shape the body has; a body that is
+// not JSON becomes the message, trimmed.
+func decodeErrorBody(body []byte) (code, message string, details []ErrorDetail) {
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil {
 		if eb.Error != nil && (eb.Error.Code != "" || eb.Error.Message != "") {
-			return eb.Error.Code, eb.Error.Message
+			return eb.Error.Code, eb.Error.Message, eb.Error.Details
 		}
 		if eb.Code != "" || eb.Message != "" {
-			return eb.Code, eb.Message
+			return eb.Code, eb.Message, eb.Details
 		}
 	}
 	s := strings.TrimSpace(string(body))
@@ -199,7 +227,7 @@ func decodeErrorBody(body []byte) (code, message string) {
 		s = s[:300] + "…"
 	}
 	if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
-		return "", ""
+		return "", "", nil
 	}
-	return "", s
+	return "", s, nil
 }
