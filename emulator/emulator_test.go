@@ -481,3 +481,27 @@ func TestCustomerOperationsAutoAcceptWithoutDelivery(t *testing.T) {
 		t.Fatalf("the test did not exercise both undelivered cases: %v", states)
 	}
 }
+
+// Activate as Microsoft's current documentation shows it: no body at all. The real API does not check
+// the plan either, so a body naming another plan still activates the purchased one.
+func TestActivateWithoutBody(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	tok, _ := env.Tokens.Token(context.Background())
+	for _, body := range []string{"", `{"planId":"enterprise"}`} {
+		p := env.Purchase(t, "team", 10)
+		req, _ := http.NewRequest("POST", env.Server.URL+"/api/saas/subscriptions/"+p.SubscriptionID+"/activate?api-version=2018-08-31", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("activate with body %q: %d %s", body, resp.StatusCode, b)
+		}
+		if s, _ := env.Emulator.Subscription(p.SubscriptionID); s.Status != marketplace.StatusSubscribed || s.PlanID != "team" || s.Term.StartDate.IsZero() {
+			t.Fatalf("after activate with body %q: %+v", body, s)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 
 	"saasengine/marketplace"
 )
@@ -92,13 +93,11 @@ func (e *Emulator) activate(w http.ResponseWriter, r *http.Request, pub *Publish
 		apiError(w, http.StatusBadRequest, "BadArgument", "The subscription is already activated.")
 		return
 	}
-	if body.PlanID == "" {
-		apiError(w, http.StatusBadRequest, "BadArgument", "planId is required.")
-		return
-	}
-	if body.PlanID != s.Sub.PlanID {
-		apiError(w, http.StatusBadRequest, "BadArgument", fmt.Sprintf("planId %q does not match the purchased plan.", body.PlanID))
-		return
+	// Microsoft's current documentation shows no body and the real API does not check the plan (API.md
+	// §3.2), so an empty body or another planId activates the purchased plan; the mismatch is only logged.
+	if body.PlanID != "" && body.PlanID != s.Sub.PlanID {
+		e.log.Info("emulator: activate names another plan than the purchased one; Microsoft ignores it",
+			zap.String("subscriptionId", s.Sub.ID), zap.String("planId", body.PlanID), zap.String("purchased", s.Sub.PlanID))
 	}
 	pl := e.plan(s.Sub.OfferID, s.Sub.PlanID)
 	if pl == nil {
