@@ -83,6 +83,15 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 // correlationNamespace scopes name-based correlation IDs to this engine.
 var correlationNamespace = uuid.MustParse("6f1c2a0e-8d1b-4f8e-9a57-3c1d2b7e5a90")
 
+// withOperationCorrelation pins a fresh correlation ID on ctx for a call made of several requests, unless
+// the caller already set one.
+func withOperationCorrelation(ctx context.Context) context.Context {
+	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" {
+		return ctx
+	}
+	return context.WithValue(ctx, correlationKey{}, uuid.NewString())
+}
+
 func correlationID(ctx context.Context) string {
 	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" {
 		return id
@@ -161,8 +170,10 @@ func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) 
 }
 
 // EachSubscriptionsPage calls fn with every page of the publisher's subscriptions in order, stopping at the
-// first error fn returns.
+// first error fn returns. The whole walk is one logical operation: every page request carries the same
+// x-ms-correlationid (the caller's, if ctx has one).
 func (c *Client) EachSubscriptionsPage(ctx context.Context, fn func(*SubscriptionsPage) error) error {
+	ctx = withOperationCorrelation(ctx)
 	seen := map[string]bool{}
 	next := ""
 	for {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -341,5 +342,58 @@ func TestMSALTokenEndpointFailures(t *testing.T) {
 				t.Fatalf("the error reveals the secret: %v", err)
 			}
 		})
+	}
+}
+
+// One walk over @nextLink is one logical operation: every page request carries the same correlation ID, a
+// fresh one per walk unless the caller set one, and a fresh request ID each.
+func TestSubscriptionPagesShareACorrelationID(t *testing.T) {
+	var mu sync.Mutex
+	var corr, reqs []string
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		corr = append(corr, r.Header.Get("x-ms-correlationid"))
+		reqs = append(reqs, r.Header.Get("x-ms-requestid"))
+		mu.Unlock()
+		page := SubscriptionsPage{Subscriptions: []Subscription{{ID: "s-" + r.URL.Query().Get("continuationToken")}}}
+		switch r.URL.Query().Get("continuationToken") {
+		case "":
+			page.NextLink = srv.URL + "/api/saas/subscriptions/?continuationToken=p2&api-version=2018-08-31"
+		case "p2":
+			page.NextLink = srv.URL + "/api/saas/subscriptions/?continuationToken=p3&api-version=2018-08-31"
+		}
+		json.NewEncoder(w).Encode(page)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL+"/api")
+	walk := func(ctx context.Context) []string {
+		t.Helper()
+		mu.Lock()
+		corr, reqs = nil, nil
+		mu.Unlock()
+		subs, err := c.ListSubscriptions(ctx)
+		if err != nil || len(subs) != 3 {
+			t.Fatalf("walk: %d subscriptions, %v", len(subs), err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(corr) != 3 || reqs[0] == reqs[1] || reqs[1] == reqs[2] {
+			t.Fatalf("requests %v", reqs)
+		}
+		for _, id := range corr {
+			if id != corr[0] || id == "" {
+				t.Fatalf("pages of one walk carry correlation IDs %v", corr)
+			}
+		}
+		return append([]string(nil), corr...)
+	}
+	first := walk(context.Background())
+	if second := walk(context.Background()); second[0] == first[0] {
+		t.Fatalf("two walks share correlation ID %s", first[0])
+	}
+	ctx := WithCorrelationID(context.Background(), "reconcile/run-1")
+	if got := walk(ctx); got[0] != correlationID(ctx) {
+		t.Fatalf("the caller's correlation ID was not used: %v", got)
 	}
 }
