@@ -18,8 +18,9 @@ type Config struct {
 	PageSize int `json:"pageSize,omitempty"`
 	// OperationDelay is how long a publisher-initiated PATCH or DELETE stays InProgress.
 	OperationDelay Duration `json:"operationDelay,omitempty"`
-	// AutoAcceptAfter is the window after a 2xx webhook answer in which the publisher may reject a
-	// customer's ChangePlan/ChangeQuantity (or fail a Reinstate); past it the operation succeeds.
+	// AutoAcceptAfter is the window, from the creation of a customer's ChangePlan/ChangeQuantity (or
+	// Reinstate), in which the publisher may reject it; past it the operation succeeds, whether or not the
+	// webhook was delivered.
 	AutoAcceptAfter Duration `json:"autoAcceptAfter,omitempty"`
 	// TokenTTL is how long a purchase token resolves (24 h per Microsoft's current documentation).
 	TokenTTL Duration `json:"tokenTTL,omitempty"`

@@ -158,23 +158,32 @@ func buyer(id *marketplace.AADIdentifier) marketplace.AADIdentifier {
 		b.ObjectID = uuid.NewString()
 	}
 	if b.EmailID == "" {
-		b.EmailID = "buyer-" + b.ObjectID[:8] + "@example.com"
+		b.EmailID = "buyer-" + prefix(b.ObjectID, 8) + "@example.com"
 	}
 	if b.PUID == "" {
-		b.PUID = fmt.Sprintf("1003%012X", []byte(b.ObjectID[:6]))
+		b.PUID = fmt.Sprintf("1003%012X", []byte(prefix(b.ObjectID, 6)))
 	}
 	return b
 }
 
+// prefix is the first n bytes of s, or s when shorter: a caller may send any object ID, not only a GUID.
+func prefix(s string, n int) string {
+	if len(s) < n {
+		return s
+	}
+	return s[:n]
+}
+
 // newTokenLocked mints an opaque purchase token. Like Microsoft's, it is base64 with '+', '/' and '='
 // in it, so a landing page that forgets to restore '+' from its query string fails here as it would there.
+// Both '+' and '/' are required (a third of random tokens lack a '+', which let a mangling client pass).
 func (e *Emulator) newTokenLocked(subscriptionID string, ttl time.Duration) string {
 	var tok string
 	for {
-		b := make([]byte, 48)
+		b := make([]byte, 47) // not a multiple of 3, so the encoding ends in '='
 		_, _ = rand.Read(b)
 		tok = base64.StdEncoding.EncodeToString(b)
-		if strings.ContainsAny(tok, "+/") {
+		if strings.Contains(tok, "+") && strings.Contains(tok, "/") {
 			break
 		}
 	}
@@ -213,7 +222,11 @@ func (e *Emulator) NewToken(subscriptionID string, ttl time.Duration) (Purchase,
 	}
 	tok := e.newTokenLocked(s.Sub.ID, ttl)
 	e.changedLocked()
-	return Purchase{SubscriptionID: s.Sub.ID, Token: tok, LandingURL: landingURL(e.publisherByID(s.Publisher).LandingURL, tok), Subscription: s.Sub}, nil
+	var landing string
+	if pub := e.publisherByID(s.Publisher); pub != nil {
+		landing = landingURL(pub.LandingURL, tok)
+	}
+	return Purchase{SubscriptionID: s.Sub.ID, Token: tok, LandingURL: landing, Subscription: s.Sub}, nil
 }
 
 // CustomerChangePlan is the customer changing plan in the Azure portal: an operation awaiting the
@@ -242,9 +255,18 @@ func (e *Emulator) customerChange(subscriptionID string, body marketplace.Subscr
 		action = marketplace.ActionChangeQuantity
 	}
 	op := e.newOperationLocked(s, action, marketplace.SourceAzure, body.PlanID, body.Quantity)
+	e.openAcceptWindowLocked(op)
 	e.enqueueWebhookLocked(s, op)
 	e.changedLocked()
 	return op.Op, nil
+}
+
+// openAcceptWindowLocked starts the publisher's decision window of a customer's change or reinstatement
+// when the operation is created, not when the webhook is delivered: Microsoft auto-accepts an undecided
+// operation whether or not the notification reached anyone (no webhook URL, a dropped delivery), so the
+// subscription is never locked for good. A PATCH or a 4xx answer inside the window decides it first.
+func (e *Emulator) openAcceptWindowLocked(op *operation) {
+	op.AcceptAt = e.now().Add(e.cfg.AutoAcceptAfter.D())
 }
 
 // Suspend is Microsoft suspending a subscription whose payment failed.
@@ -324,6 +346,7 @@ func (e *Emulator) Reinstate(subscriptionID string) (marketplace.Operation, erro
 		return marketplace.Operation{}, &changeError{http.StatusConflict, "Conflict", "the subscription has a pending operation"}
 	}
 	op := e.newOperationLocked(s, marketplace.ActionReinstate, marketplace.SourceAzure, "", 0)
+	e.openAcceptWindowLocked(op)
 	e.enqueueWebhookLocked(s, op)
 	e.changedLocked()
 	return op.Op, nil
@@ -480,8 +503,22 @@ type SeedRequest struct {
 	} `json:"subscriptions"`
 }
 
+// maxSeed bounds one seed request: the whole batch is created under the emulator's lock, so an absurd
+// count would stall every other caller (and exhaust memory) rather than fail.
+const maxSeed = 100_000
+
 // Seed creates the subscriptions of req and returns their IDs.
 func (e *Emulator) Seed(req SeedRequest) ([]string, error) {
+	total := 0
+	for _, s := range req.Subscriptions {
+		if s.Count < 0 || s.Count > maxSeed {
+			return nil, fmt.Errorf("count %d: want 0 to %d", s.Count, maxSeed)
+		}
+		total += max(s.Count, 1)
+	}
+	if total > maxSeed {
+		return nil, fmt.Errorf("%d subscriptions in one seed request: at most %d", total, maxSeed)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var ids []string

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
+
+	"saasengine/marketplace"
 )
 
 // Options configure an Emulator.
@@ -98,6 +101,9 @@ func New(opts Options) (*Emulator, error) {
 		}
 	}
 	e.st = st
+	if err := e.checkState(); err != nil {
+		return nil, err
+	}
 	for _, u := range st.Usage {
 		e.usageIndex[usageKey(u.Result.ResourceID, u.Result.Dimension, u.Result.EffectiveStartTime.Time)] = u
 	}
@@ -201,6 +207,64 @@ func (e *Emulator) changedLocked() {
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// checkState refuses a state file whose subscriptions or pending operations name a publisher, offer or plan
+// the configuration does not have (a file written with another or older configuration): serving it would
+// fail on the first call about such a subscription, far from the cause.
+func (e *Emulator) checkState() error {
+	var problems []string
+	ids := make([]string, 0, len(e.st.Subscriptions))
+	for id := range e.st.Subscriptions {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		s := e.st.Subscriptions[id]
+		if s == nil {
+			problems = append(problems, fmt.Sprintf("subscription %s: empty entry", id))
+			continue
+		}
+		if e.publisherByID(s.Publisher) == nil {
+			problems = append(problems, fmt.Sprintf("subscription %s: publisher %q is not configured", id, s.Publisher))
+			continue
+		}
+		pub, offer := e.offer(s.Sub.OfferID)
+		switch {
+		case offer == nil:
+			problems = append(problems, fmt.Sprintf("subscription %s: offer %q is not configured", id, s.Sub.OfferID))
+		case pub.ID != s.Publisher:
+			problems = append(problems, fmt.Sprintf("subscription %s: offer %q belongs to publisher %q, not %q", id, s.Sub.OfferID, pub.ID, s.Publisher))
+		case e.plan(s.Sub.OfferID, s.Sub.PlanID) == nil:
+			problems = append(problems, fmt.Sprintf("subscription %s: plan %q of offer %q is not configured", id, s.Sub.PlanID, s.Sub.OfferID))
+		}
+	}
+	opIDs := make([]string, 0, len(e.st.Operations))
+	for id, op := range e.st.Operations {
+		if op != nil && !op.Op.Status.Terminal() {
+			opIDs = append(opIDs, id)
+		}
+	}
+	sort.Strings(opIDs)
+	for _, id := range opIDs {
+		op := e.st.Operations[id]
+		s := e.st.Subscriptions[op.Op.SubscriptionID]
+		switch {
+		case s == nil:
+			problems = append(problems, fmt.Sprintf("pending operation %s: subscription %s is not in the state", id, op.Op.SubscriptionID))
+		case op.Op.Action == marketplace.ActionChangePlan && e.plan(s.Sub.OfferID, op.Op.PlanID) == nil:
+			problems = append(problems, fmt.Sprintf("pending operation %s: target plan %q of offer %q is not configured", id, op.Op.PlanID, s.Sub.OfferID))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	const show = 5
+	msg := strings.Join(problems[:min(len(problems), show)], "; ")
+	if len(problems) > show {
+		msg += fmt.Sprintf("; and %d more", len(problems)-show)
+	}
+	return fmt.Errorf("emulator state %s does not match the configuration (written with another one? fix the configuration or remove the file): %s", e.stateFile, msg)
 }
 
 func (e *Emulator) loadOrCreateKey() error {

@@ -155,7 +155,8 @@ func TestWebhooksAreSignedAndFollowMicrosoftsRules(t *testing.T) {
 }
 
 func TestWebhookFaults(t *testing.T) {
-	env := emulatortest.Start(t, emulatortest.Options{})
+	// A long decision window: the dropped change must still be undecided when the test looks for it.
+	env := emulatortest.Start(t, emulatortest.Options{Configure: func(c *emulator.Config) { c.AutoAcceptAfter = emulator.Duration(time.Minute) }})
 	rc := newReceiver(t, env)
 	id := activated(t, env, "basic", 0)
 	must := func(f emulator.Fault) {
@@ -164,7 +165,8 @@ func TestWebhookFaults(t *testing.T) {
 		}
 	}
 
-	// Dropped: never sent, and the customer's change stays outstanding for reconciliation to find.
+	// Dropped: never sent, and the customer's change stays outstanding, within its window, for
+	// reconciliation to find.
 	must(emulator.Fault{Webhook: emulator.WebhookDrop, Action: "ChangePlan", Count: 1})
 	op, _ := env.Emulator.CustomerChangePlan(id, "metered")
 	time.Sleep(1500 * time.Millisecond)
@@ -289,6 +291,15 @@ func TestBadInputGetsMicrosoftsErrorShapes(t *testing.T) {
 		{"control: unknown offer", "POST", "/control/purchases", `{"offerId":"nope","planId":"x"}`, false, 400, "BadArgument"},
 		{"control: quantity out of range", "POST", "/control/purchases", `{"offerId":"contoso-analytics","planId":"team","quantity":1}`, false, 400, "BadArgument"},
 		{"control: unknown subscription", "POST", "/control/subscriptions/nope/suspend", ``, false, 404, "EntityNotFound"},
+		{"control: short beneficiary objectId", "POST", "/control/purchases", `{"offerId":"contoso-analytics","planId":"basic","beneficiary":{"objectId":"x"}}`, false, 201, ""},
+		{"control: short purchaser objectId", "POST", "/control/purchases", `{"offerId":"contoso-analytics","planId":"basic","purchaser":{"objectId":""},"beneficiary":{"objectId":"ab"}}`, false, 201, ""},
+		{"control: purchase not JSON", "POST", "/control/purchases", `{"offerId":`, false, 400, "BadArgument"},
+		{"control: seed count too large", "POST", "/control/seed", `{"subscriptions":[{"offerId":"contoso-analytics","planId":"basic","count":1000000000}]}`, false, 400, "BadArgument"},
+		{"control: seed negative count", "POST", "/control/seed", `{"subscriptions":[{"offerId":"contoso-analytics","planId":"basic","count":-1}]}`, false, 400, "BadArgument"},
+		{"control: change quantity not a number", "POST", "/control/subscriptions/" + id + "/change-quantity", `{"quantity":"many"}`, false, 400, "BadArgument"},
+		{"control: change plan unknown", "POST", "/control/subscriptions/" + id + "/change-plan", `{"planId":"nope"}`, false, 400, "BadArgument"},
+		{"control: token bad ttl", "POST", "/control/subscriptions/" + id + "/token", `{"ttl":"forever"}`, false, 400, "BadArgument"},
+		{"control: clock garbage", "POST", "/control/clock", `{"advance":-5}`, false, 400, "BadArgument"},
 		{"control: bad fault", "POST", "/control/faults", `{"endpoint":"Resolve","status":200}`, false, 400, "BadArgument"},
 	}
 	for _, tc := range cases {
@@ -302,6 +313,14 @@ func TestBadInputGetsMicrosoftsErrorShapes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
+			if tc.status < 300 {
+				// Odd but acceptable input: what matters is an answer, not a panic that drops the connection.
+				if resp.StatusCode != tc.status {
+					b, _ := io.ReadAll(resp.Body)
+					t.Fatalf("got %d %s, want %d", resp.StatusCode, b, tc.status)
+				}
+				return
+			}
 			var body struct {
 				Error struct{ Code, Message string } `json:"error"`
 			}
@@ -347,5 +366,142 @@ func TestControlAPIAndStorefrontOverHTTP(t *testing.T) {
 	resp.Body.Close()
 	if _, err := env.Client.Resolve(context.Background(), p.Token); marketplace.StatusCode(err) != 400 {
 		t.Fatalf("token still resolves 25 h later: %v", err)
+	}
+}
+
+// A state file written under another configuration must stop the emulator at start with an error naming
+// what is missing, not panic on the first call about the orphaned subscription.
+func TestStateFromAnotherConfigurationIsRefused(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	env := emulatortest.Start(t, emulatortest.Options{StateFile: state})
+	id := activated(t, env, "team", 7)
+	env.Server.Close()
+	if err := env.Emulator.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		edit func(*emulator.Config)
+		want []string
+	}{
+		"unknown plan": {func(c *emulator.Config) {
+			plans := c.Publishers[0].Offers[0].Plans
+			for i := range plans {
+				if plans[i].ID == "team" {
+					c.Publishers[0].Offers[0].Plans = append(plans[:i:i], plans[i+1:]...)
+					break
+				}
+			}
+		}, []string{id, `plan "team"`}},
+		"unknown offer":     {func(c *emulator.Config) { c.Publishers[0].Offers[0].ID = "other-offer" }, []string{id, `offer "contoso-analytics"`}},
+		"unknown publisher": {func(c *emulator.Config) { c.Publishers[0].ID = "fabrikam" }, []string{id, `publisher "contoso"`}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := emulator.DemoConfig()
+			tc.edit(&cfg)
+			emu, err := emulator.New(emulator.Options{Config: cfg, StateFile: state})
+			if err == nil {
+				emu.Close()
+				t.Fatal("New accepted a state that does not match the configuration")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+	// The matching configuration still starts.
+	emu, err := emulator.New(emulator.Options{Config: emulator.DemoConfig(), StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.Close()
+}
+
+// Microsoft auto-accepts a customer's change or reinstatement after the window whether or not the webhook
+// reached the publisher: with no webhook URL, or a dropped delivery, the subscription must not stay locked.
+func TestCustomerOperationsAutoAcceptWithoutDelivery(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	ctx := context.Background()
+	id := activated(t, env, "team", 10)
+	succeeded := func(opID string) func() bool {
+		return func() bool {
+			o, err := env.Client.GetOperation(ctx, id, opID)
+			return err == nil && o.Status == marketplace.OperationSucceeded
+		}
+	}
+
+	// No webhook URL configured.
+	op, err := env.Emulator.CustomerChangeQuantity(id, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "quantity change auto-accepted", succeeded(op.ID))
+	if s, _ := env.Emulator.Subscription(id); s.Quantity != 15 {
+		t.Fatalf("accepted change not applied: quantity %d", s.Quantity)
+	}
+
+	// A delivery dropped by a fault.
+	if err := env.Emulator.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	op, err = env.Emulator.CustomerChangePlan(id, "enterprise")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "plan change auto-accepted", succeeded(op.ID))
+	if s, _ := env.Emulator.Subscription(id); s.PlanID != "enterprise" {
+		t.Fatalf("accepted change not applied: plan %s", s.PlanID)
+	}
+
+	// Reinstate, with no webhook URL either.
+	if _, err := env.Emulator.Suspend(id); err != nil {
+		t.Fatal(err)
+	}
+	op, err = env.Emulator.Reinstate(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "reinstate auto-accepted", succeeded(op.ID))
+	if s, _ := env.Emulator.Subscription(id); s.Status != marketplace.StatusSubscribed {
+		t.Fatalf("accepted reinstate not applied: %s", s.Status)
+	}
+	// Nothing is outstanding, so the subscription takes the next change.
+	if ops, err := env.Client.ListOperations(ctx, id); err != nil || len(ops) != 0 {
+		t.Fatalf("outstanding: %+v %v", ops, err)
+	}
+	if _, err := env.Client.ChangeQuantity(ctx, id, 60); err != nil {
+		t.Fatalf("subscription still locked: %v", err)
+	}
+	states := map[string]bool{}
+	for _, d := range env.Emulator.Deliveries() {
+		states[d.State] = true
+	}
+	if !states[emulator.DeliveryNoURL] || !states[emulator.DeliveryDropped] {
+		t.Fatalf("the test did not exercise both undelivered cases: %v", states)
+	}
+}
+
+// Activate as Microsoft's current documentation shows it: no body at all. The real API does not check
+// the plan either, so a body naming another plan still activates the purchased one.
+func TestActivateWithoutBody(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	tok, _ := env.Tokens.Token(context.Background())
+	for _, body := range []string{"", `{"planId":"enterprise"}`} {
+		p := env.Purchase(t, "team", 10)
+		req, _ := http.NewRequest("POST", env.Server.URL+"/api/saas/subscriptions/"+p.SubscriptionID+"/activate?api-version=2018-08-31", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("activate with body %q: %d %s", body, resp.StatusCode, b)
+		}
+		if s, _ := env.Emulator.Subscription(p.SubscriptionID); s.Status != marketplace.StatusSubscribed || s.PlanID != "team" || s.Term.StartDate.IsZero() {
+			t.Fatalf("after activate with body %q: %+v", body, s)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 
 	"saasengine/marketplace"
 )
@@ -92,16 +93,18 @@ func (e *Emulator) activate(w http.ResponseWriter, r *http.Request, pub *Publish
 		apiError(w, http.StatusBadRequest, "BadArgument", "The subscription is already activated.")
 		return
 	}
-	if body.PlanID == "" {
-		apiError(w, http.StatusBadRequest, "BadArgument", "planId is required.")
-		return
+	// Microsoft's current documentation shows no body and the real API does not check the plan (API.md
+	// §3.2), so an empty body or another planId activates the purchased plan; the mismatch is only logged.
+	if body.PlanID != "" && body.PlanID != s.Sub.PlanID {
+		e.log.Info("emulator: activate names another plan than the purchased one; Microsoft ignores it",
+			zap.String("subscriptionId", s.Sub.ID), zap.String("planId", body.PlanID), zap.String("purchased", s.Sub.PlanID))
 	}
-	if body.PlanID != s.Sub.PlanID {
-		apiError(w, http.StatusBadRequest, "BadArgument", fmt.Sprintf("planId %q does not match the purchased plan.", body.PlanID))
+	pl := e.plan(s.Sub.OfferID, s.Sub.PlanID)
+	if pl == nil {
+		internalError(w, fmt.Sprintf("plan %q of offer %q is not configured", s.Sub.PlanID, s.Sub.OfferID))
 		return
 	}
 	now := e.now()
-	pl := e.plan(s.Sub.OfferID, s.Sub.PlanID)
 	s.Sub.Status = marketplace.StatusSubscribed
 	s.Sub.Term.StartDate = marketplace.NewTime(day(now))
 	s.Sub.Term.EndDate = marketplace.NewTime(termEnd(day(now), pl.termUnit()))
@@ -174,6 +177,10 @@ func (e *Emulator) listAvailablePlans(w http.ResponseWriter, r *http.Request, pu
 	filter := r.URL.Query().Get("planId")
 	out := marketplace.Plans{Plans: []marketplace.Plan{}}
 	_, offer := e.offer(s.Sub.OfferID)
+	if offer == nil {
+		internalError(w, fmt.Sprintf("offer %q is not configured", s.Sub.OfferID))
+		return
+	}
 	for _, pl := range offer.Plans {
 		if !pl.visibleTo(s.Sub.Beneficiary.TenantID) || (filter != "" && pl.ID != filter) {
 			continue
@@ -224,6 +231,8 @@ func (e *Emulator) checkChangeLocked(s *subscription, body marketplace.Subscribe
 	pl := e.plan(s.Sub.OfferID, s.Sub.PlanID)
 	q := int64(body.Quantity)
 	switch {
+	case pl == nil:
+		return &changeError{http.StatusInternalServerError, "InternalServerError", fmt.Sprintf("The subscription's plan %q is not configured.", s.Sub.PlanID)}
 	case !pl.IsPricePerSeat:
 		return bad(fmt.Sprintf("Plan %q is not priced per seat; its quantity cannot change.", pl.ID))
 	case q == int64(s.Sub.Quantity):
@@ -440,6 +449,10 @@ func (e *Emulator) advanceOperationsLocked() {
 		}
 		s := e.st.Subscriptions[op.Op.SubscriptionID]
 		switch {
+		case s == nil:
+			// New refuses such a state; should one arise anyway, end the operation rather than apply it to nothing.
+			changed = true
+			e.failLocked(op, "500", "The subscription of this operation no longer exists.")
 		case !op.CompleteAt.IsZero() && !now.Before(op.CompleteAt):
 			changed = true
 			switch op.Outcome {

@@ -200,6 +200,12 @@ func apiError(w http.ResponseWriter, status int, code, message string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
 }
 
+// internalError is Microsoft's 500 for a state the emulator cannot serve (a subscription whose plan or offer
+// left the configuration): an answer the client retries or reports, never a panic.
+func internalError(w http.ResponseWriter, detail string) {
+	apiError(w, http.StatusInternalServerError, "InternalServerError", "Internal server error. Retry the API call. If the error persists, contact Microsoft support. ("+detail+")")
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)

@@ -39,8 +39,8 @@ type operation struct {
 	Op marketplace.Operation `json:"operation"`
 	// CompleteAt is when a publisher-initiated operation finishes.
 	CompleteAt time.Time `json:"completeAt,omitzero"`
-	// AcceptAt is when a customer-initiated change (or Reinstate) succeeds on its own, once the
-	// publisher's webhook answered 2xx without deciding.
+	// AcceptAt is when a customer-initiated change (or Reinstate) succeeds on its own unless the publisher
+	// decided it first (PATCH, or a 4xx webhook answer to a change); set when the operation is created.
 	AcceptAt time.Time `json:"acceptAt,omitzero"`
 	// Outcome forces the terminal status of a publisher-initiated operation (fault injection).
 	Outcome marketplace.OperationStatus `json:"outcome,omitempty"`

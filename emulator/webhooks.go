@@ -182,9 +182,10 @@ func (e *Emulator) post(ctx context.Context, url, token string, body []byte) (in
 	return resp.StatusCode, nil
 }
 
-// recordAttemptLocked applies Microsoft's rules to the publisher's answer: 2xx delivers (and opens the
-// auto-accept window of a change or reinstatement), 4xx to a ChangePlan/ChangeQuantity rejects it, anything
-// else is redelivered with backoff until Microsoft gives up, failing the operation.
+// recordAttemptLocked applies Microsoft's rules to the publisher's answer: 2xx delivers (the auto-accept
+// window of a change or reinstatement has been running since the operation was created), 4xx to a
+// ChangePlan/ChangeQuantity rejects it, anything else is redelivered with backoff until Microsoft gives up,
+// failing the operation if it is still undecided.
 func (e *Emulator) recordAttemptLocked(d *delivery, status int, err error) {
 	d.LastStatus = status
 	d.LastError = ""
@@ -199,6 +200,7 @@ func (e *Emulator) recordAttemptLocked(d *delivery, status int, err error) {
 	case err == nil && status >= 200 && status < 300:
 		d.State = DeliveryDelivered
 		if awaiting && op.AcceptAt.IsZero() {
+			// An operation from a state file written before the window opened at creation.
 			op.AcceptAt = e.now().Add(e.cfg.AutoAcceptAfter.D())
 		}
 	case err == nil && status >= 400 && status < 500 && change:

@@ -83,6 +83,15 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 // correlationNamespace scopes name-based correlation IDs to this engine.
 var correlationNamespace = uuid.MustParse("6f1c2a0e-8d1b-4f8e-9a57-3c1d2b7e5a90")
 
+// withOperationCorrelation pins a fresh correlation ID on ctx for a call made of several requests, unless
+// the caller already set one.
+func withOperationCorrelation(ctx context.Context) context.Context {
+	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" {
+		return ctx
+	}
+	return context.WithValue(ctx, correlationKey{}, uuid.NewString())
+}
+
 func correlationID(ctx context.Context) string {
 	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" {
 		return id
@@ -161,8 +170,10 @@ func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) 
 }
 
 // EachSubscriptionsPage calls fn with every page of the publisher's subscriptions in order, stopping at the
-// first error fn returns.
+// first error fn returns. The whole walk is one logical operation: every page request carries the same
+// x-ms-correlationid (the caller's, if ctx has one).
 func (c *Client) EachSubscriptionsPage(ctx context.Context, fn func(*SubscriptionsPage) error) error {
+	ctx = withOperationCorrelation(ctx)
 	seen := map[string]bool{}
 	next := ""
 	for {
@@ -337,9 +348,8 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 
 	token, err := c.tokens.Token(ctx)
 	if err != nil {
-		// Authentication failures are configuration problems (a rotated secret, a wrong tenant): say so loudly
-		// and let only transport trouble be retried.
-		return nil, fail(&Error{Code: "TokenAcquisitionFailed", Err: fmt.Errorf("acquire access token: %w", err), Retryable: retryableTransport(err)})
+		// A rejected credential is a configuration problem and fails loudly; Entra throttling or failing is not.
+		return nil, fail(tokenError(err, c.now()))
 	}
 
 	u := *c.base
@@ -386,7 +396,7 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 
 	if resp.StatusCode != cl.want {
 		e := &Error{StatusCode: resp.StatusCode, Retryable: retryableStatus(resp.StatusCode)}
-		e.Code, e.Message = decodeErrorBody(raw)
+		e.Code, e.Message, e.Details = decodeErrorBody(raw)
 		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 		if resp.StatusCode == http.StatusConflict && strings.HasPrefix(cl.path, "/usageEvent") {
 			var conflict UsageEventConflict

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,6 +126,13 @@ func TestRetryAfterParsing(t *testing.T) {
 		"soon": 0,
 		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
 		now.Add(-time.Minute).Format(http.TimeFormat):     0,
+		// Absurd values are capped at a day rather than overflowing into a negative or endless wait.
+		"86400":                         24 * time.Hour,
+		"86401":                         24 * time.Hour,
+		"9999999999999":                 24 * time.Hour,
+		"99999999999999999999999":       24 * time.Hour,
+		"-99999999999999999999999":      0,
+		"Fri, 31 Dec 9999 23:59:59 GMT": 24 * time.Hour,
 	}
 	for in, want := range cases {
 		if got := parseRetryAfter(in, now); got != want {
@@ -141,7 +149,7 @@ func TestErrorBodies(t *testing.T) {
 		`plain text failure`:                                       {"", "plain text failure"},
 		`{"unexpected":true}`:                                      {"", ""},
 	} {
-		code, msg := decodeErrorBody([]byte(body))
+		code, msg, _ := decodeErrorBody([]byte(body))
 		if code != want[0] || msg != want[1] {
 			t.Errorf("%s: got %q %q", body, code, msg)
 		}
@@ -267,5 +275,125 @@ func TestMSALTokenSource(t *testing.T) {
 
 	if _, err := NewMSALTokenSource(MSALConfig{TenantID: "t", ClientID: "c"}); err == nil {
 		t.Error("no credential must be an error")
+	}
+}
+
+// TestMSALTokenEndpointFailures: Entra throttling or failing (429, 5xx) or not answering is transient and
+// retryable, with its Retry-After; a rejected credential (400, 401) is not.
+func TestMSALTokenEndpointFailures(t *testing.T) {
+	cases := []struct {
+		name       string
+		status     int
+		retryAfter string
+		retryable  bool
+		wait       time.Duration
+	}{
+		{"throttled", http.StatusTooManyRequests, "12", true, 12 * time.Second},
+		{"unavailable", http.StatusServiceUnavailable, "", true, 0},
+		{"server error", http.StatusInternalServerError, "", true, 0},
+		{"bad secret", http.StatusBadRequest, "", false, 0},
+		{"unauthorized", http.StatusUnauthorized, "", false, 0},
+		{"connection dropped", 0, "", true, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
+					w.Header().Set("Content-Type", "application/json")
+					json.NewEncoder(w).Encode(map[string]any{
+						"token_endpoint":         srv.URL + "/tenant-1/oauth2/v2.0/token",
+						"authorization_endpoint": srv.URL + "/tenant-1/oauth2/v2.0/authorize",
+						"issuer":                 srv.URL + "/tenant-1/v2.0",
+					})
+				case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
+					if tc.status == 0 {
+						if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+							conn.Close()
+						}
+						return
+					}
+					if tc.retryAfter != "" {
+						w.Header().Set("Retry-After", tc.retryAfter)
+					}
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(tc.status)
+					json.NewEncoder(w).Encode(map[string]any{"error": "failure", "error_description": "AADSTS-test: " + tc.name})
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := NewClient(srv.URL+"/api", src)
+			_, err = c.GetSubscription(context.Background(), "sub")
+			e, ok := AsError(err)
+			if !ok || e.Code != "TokenAcquisitionFailed" || e.StatusCode != 0 {
+				t.Fatalf("got %v", err)
+			}
+			if e.Retryable != tc.retryable || e.RetryAfter != tc.wait {
+				t.Fatalf("retryable=%v after %v, want %v after %v: %v", e.Retryable, e.RetryAfter, tc.retryable, tc.wait, err)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("the error reveals the secret: %v", err)
+			}
+		})
+	}
+}
+
+// One walk over @nextLink is one logical operation: every page request carries the same correlation ID, a
+// fresh one per walk unless the caller set one, and a fresh request ID each.
+func TestSubscriptionPagesShareACorrelationID(t *testing.T) {
+	var mu sync.Mutex
+	var corr, reqs []string
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		corr = append(corr, r.Header.Get("x-ms-correlationid"))
+		reqs = append(reqs, r.Header.Get("x-ms-requestid"))
+		mu.Unlock()
+		page := SubscriptionsPage{Subscriptions: []Subscription{{ID: "s-" + r.URL.Query().Get("continuationToken")}}}
+		switch r.URL.Query().Get("continuationToken") {
+		case "":
+			page.NextLink = srv.URL + "/api/saas/subscriptions/?continuationToken=p2&api-version=2018-08-31"
+		case "p2":
+			page.NextLink = srv.URL + "/api/saas/subscriptions/?continuationToken=p3&api-version=2018-08-31"
+		}
+		json.NewEncoder(w).Encode(page)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL+"/api")
+	walk := func(ctx context.Context) []string {
+		t.Helper()
+		mu.Lock()
+		corr, reqs = nil, nil
+		mu.Unlock()
+		subs, err := c.ListSubscriptions(ctx)
+		if err != nil || len(subs) != 3 {
+			t.Fatalf("walk: %d subscriptions, %v", len(subs), err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(corr) != 3 || reqs[0] == reqs[1] || reqs[1] == reqs[2] {
+			t.Fatalf("requests %v", reqs)
+		}
+		for _, id := range corr {
+			if id != corr[0] || id == "" {
+				t.Fatalf("pages of one walk carry correlation IDs %v", corr)
+			}
+		}
+		return append([]string(nil), corr...)
+	}
+	first := walk(context.Background())
+	if second := walk(context.Background()); second[0] == first[0] {
+		t.Fatalf("two walks share correlation ID %s", first[0])
+	}
+	ctx := WithCorrelationID(context.Background(), "reconcile/run-1")
+	if got := walk(ctx); got[0] != correlationID(ctx) {
+		t.Fatalf("the caller's correlation ID was not used: %v", got)
 	}
 }

@@ -3,15 +3,42 @@ package marketplace_test
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"saasengine/emulator"
 	"saasengine/emulator/emulatortest"
+	"saasengine/internal/apispec"
 	"saasengine/marketplace"
 )
+
+// TestMain checks, after a full run of the package's tests, that together they sent every operation of
+// both OpenAPI files through the conformance checks (emulatortest turns them on by default).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	// A partial run (-run, -skip, -short) need not cover everything.
+	if code != 0 || flag.Lookup("test.run").Value.String() != "" || flag.Lookup("test.skip").Value.String() != "" || testing.Short() {
+		os.Exit(code)
+	}
+	spec, err := apispec.Default()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	checked := emulatortest.CheckedOperations()
+	for _, op := range spec.OperationIDs() {
+		if checked[op] == 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: no test sent %s through the OpenAPI conformance checks (checked: %v)\n", op, checked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // These tests run the client against the emulator over real HTTP, with every request and response checked
 // against Microsoft's OpenAPI files.
@@ -36,7 +63,7 @@ func waitOperation(t *testing.T, c *marketplace.Client, subID, opID string) *mar
 }
 
 func TestClientAgainstEmulatorWholeLifecycle(t *testing.T) {
-	env := emulatortest.Start(t, emulatortest.Options{CheckConformance: true})
+	env := emulatortest.Start(t, emulatortest.Options{})
 	ctx := context.Background()
 	c := env.Client
 	p := env.Purchase(t, "team", 10)
@@ -114,9 +141,32 @@ func TestClientAgainstEmulatorWholeLifecycle(t *testing.T) {
 		t.Fatalf("after delete: %s", sub.Status)
 	}
 
+	// The rest of the files' operations: listing, and metering on a metered plan.
+	if subs, err := c.ListSubscriptions(ctx); err != nil || len(subs) != 1 {
+		t.Fatalf("list: %d %v", len(subs), err)
+	}
+	m := env.Purchase(t, "metered", 0)
+	if err := c.Activate(ctx, m.SubscriptionID, marketplace.SubscriberPlan{PlanID: "metered"}); err != nil {
+		t.Fatalf("activate metered: %v", err)
+	}
+	hour := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	if _, err := c.PostUsageEvent(ctx, marketplace.UsageEvent{ResourceID: m.SubscriptionID, Quantity: 2, Dimension: "api_calls", EffectiveStartTime: marketplace.NewTime(hour), PlanID: "metered"}); err != nil {
+		t.Fatalf("usage event: %v", err)
+	}
+	if _, err := c.PostBatchUsageEvents(ctx, []marketplace.UsageEvent{{ResourceID: m.SubscriptionID, Quantity: 1, Dimension: "storage_gb", EffectiveStartTime: marketplace.NewTime(hour), PlanID: "metered"}}); err != nil {
+		t.Fatalf("usage batch: %v", err)
+	}
+	if _, err := c.UsageEvents(ctx, marketplace.UsageReportQuery{UsageStartDate: hour.Add(-time.Hour)}); err != nil {
+		t.Fatalf("usage events: %v", err)
+	}
+
 	env.AssertConformance(t)
+	spec, err := apispec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
 	checked := env.Conformance.Checked()
-	for _, op := range []string{"FulfillmentOperations_Resolve", "FulfillmentOperations_ActivateSubscription", "FulfillmentOperations_GetSubscription", "FulfillmentOperations_ListAvailablePlans", "FulfillmentOperations_UpdateSubscription", "FulfillmentOperations_DeleteSubscription", "SubscriptionOperations_ListOperations", "SubscriptionOperations_GetOperationStatus", "SubscriptionOperations_UpdateOperationStatus"} {
+	for _, op := range spec.OperationIDs() {
 		if checked[op] == 0 {
 			t.Errorf("no %s exchange was checked against the OpenAPI files (checked: %v)", op, checked)
 		}
@@ -124,7 +174,7 @@ func TestClientAgainstEmulatorWholeLifecycle(t *testing.T) {
 }
 
 func TestClientFollowsNextLinkOver250Subscriptions(t *testing.T) {
-	env := emulatortest.Start(t, emulatortest.Options{CheckConformance: true})
+	env := emulatortest.Start(t, emulatortest.Options{})
 	req := emulator.SeedRequest{}
 	for _, st := range []marketplace.SubscriptionStatus{marketplace.StatusSubscribed, marketplace.StatusSuspended, marketplace.StatusUnsubscribed, ""} {
 		item := struct {
@@ -164,7 +214,7 @@ func TestClientFollowsNextLinkOver250Subscriptions(t *testing.T) {
 }
 
 func TestClientErrorClassesFromEmulator(t *testing.T) {
-	env := emulatortest.Start(t, emulatortest.Options{CheckConformance: true})
+	env := emulatortest.Start(t, emulatortest.Options{})
 	ctx := context.Background()
 	c := env.Client
 	p := env.Purchase(t, "team", 10)
@@ -263,16 +313,17 @@ func TestClientErrorClassesFromEmulator(t *testing.T) {
 }
 
 func TestClientMeteringAgainstEmulator(t *testing.T) {
-	env := emulatortest.Start(t, emulatortest.Options{CheckConformance: true})
+	env := emulatortest.Start(t, emulatortest.Options{})
 	ctx := context.Background()
 	c := env.Client
 	p := env.Purchase(t, "metered", 0)
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
 	ev := marketplace.UsageEvent{ResourceID: p.SubscriptionID, Quantity: 12.5, Dimension: "api_calls", EffectiveStartTime: marketplace.NewTime(hour.Add(10 * time.Minute)), PlanID: "metered"}
 
+	// A 400's reason is in its details, under the generic BadArgument.
 	_, err := c.PostUsageEvent(ctx, ev)
-	if marketplace.StatusCode(err) != 400 {
-		t.Fatalf("usage before activation: want 400 ResourceNotActive, got %v", err)
+	if me, _ := marketplace.AsError(err); me == nil || me.StatusCode != 400 || me.Code != "BadArgument" || len(me.Details) != 1 || me.Details[0].Code != string(marketplace.UsageResourceNotActive) || !strings.Contains(err.Error(), "ResourceNotActive") {
+		t.Fatalf("usage before activation: want 400 with detail ResourceNotActive, got %v", err)
 	}
 	if err := c.Activate(ctx, p.SubscriptionID, marketplace.SubscriberPlan{PlanID: "metered"}); err != nil {
 		t.Fatal(err)
@@ -280,6 +331,15 @@ func TestClientMeteringAgainstEmulator(t *testing.T) {
 	ok, err := c.PostUsageEvent(ctx, ev)
 	if err != nil || ok.Status != marketplace.UsageAccepted || ok.UsageEventID == "" {
 		t.Fatalf("first event: %+v %v", ok, err)
+	}
+	for want, bad := range map[marketplace.UsageEventStatus]marketplace.UsageEvent{
+		marketplace.UsageExpired:          {ResourceID: p.SubscriptionID, Quantity: 1, Dimension: "api_calls", EffectiveStartTime: marketplace.NewTime(hour.Add(-30 * time.Hour)), PlanID: "metered"},
+		marketplace.UsageInvalidDimension: {ResourceID: p.SubscriptionID, Quantity: 1, Dimension: "gpu_hours", EffectiveStartTime: marketplace.NewTime(hour), PlanID: "metered"},
+	} {
+		_, err := c.PostUsageEvent(ctx, bad)
+		if me, _ := marketplace.AsError(err); me == nil || me.StatusCode != 400 || len(me.Details) == 0 || me.Details[0].Code != string(want) || me.Details[0].Target == "" {
+			t.Errorf("want 400 with detail %s, got %v", want, err)
+		}
 	}
 	// Same subscription, dimension and hour: a duplicate carrying the accepted event.
 	dup := ev

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 )
 
 // Error is a failed call to a Marketplace API. It carries what a retry policy needs: whether the failure is
@@ -31,10 +33,20 @@ type Error struct {
 	Retryable bool
 	// RetryAfter is the delay Microsoft asked for in Retry-After, or 0.
 	RetryAfter time.Duration
+	// Details are the specific reasons under a generic Code: a Metering API 400 says BadArgument at the top
+	// and Expired, ResourceNotActive, InvalidDimension... in its details.
+	Details []ErrorDetail
 	// Duplicate is the usage event Microsoft had already accepted, on a metering 409.
 	Duplicate *UsageEventResult
 	// Err is the transport error, when there was no response.
 	Err error
+}
+
+// ErrorDetail is one entry of an error body's details: what was wrong (Code) with which field (Target).
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Target  string `json:"target"`
 }
 
 // Error reads well when wrapped: "marketplace: get subscription: 404 EntityNotFound: ... (request r, correlation c)".
@@ -55,6 +67,22 @@ func (e *Error) Error() string {
 			b.WriteString(": " + e.Message)
 		} else if e.Code == "" {
 			b.WriteString(" " + http.StatusText(e.StatusCode))
+		}
+		// The first detail is usually the real reason ("One or more errors have occurred" is not).
+		if len(e.Details) > 0 {
+			d := e.Details[0]
+			b.WriteString(" [")
+			b.WriteString(d.Code)
+			if d.Target != "" {
+				b.WriteString(" " + d.Target)
+			}
+			if d.Message != "" {
+				b.WriteString(": " + d.Message)
+			}
+			if len(e.Details) > 1 {
+				fmt.Fprintf(&b, "; and %d more", len(e.Details)-1)
+			}
+			b.WriteString("]")
 		}
 	}
 	if e.RetryAfter > 0 {
@@ -122,48 +150,76 @@ func retryableTransport(err error) bool {
 	return strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset")
 }
 
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date.
+// tokenError classifies a failure to get an access token. Entra answering 429 or 5xx (MSAL reports the
+// answer as a CallErr) or not answering at all is transient and worth a retry, after Retry-After when Entra
+// sent one. Anything else, above all 400/401 for a wrong or rotated secret, is a configuration problem no
+// retry fixes: not retryable, so it surfaces loudly. StatusCode stays 0: it is the Marketplace's status, and
+// the Marketplace never answered.
+func tokenError(err error, now time.Time) *Error {
+	e := &Error{Code: "TokenAcquisitionFailed", Err: fmt.Errorf("acquire access token: %w", err)}
+	var ce msalerrors.CallErr
+	if errors.As(err, &ce) && ce.Resp != nil {
+		e.Retryable = retryableStatus(ce.Resp.StatusCode)
+		if e.Retryable {
+			e.RetryAfter = parseRetryAfter(ce.Resp.Header.Get("Retry-After"), now)
+		}
+		return e
+	}
+	e.Retryable = retryableTransport(err)
+	return e
+}
+
+// maxRetryAfter caps what a Retry-After may ask for. A huge value (a bug, or a hostile proxy) would
+// otherwise overflow time.Duration into a negative delay or park a retry for years.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date, at most maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case err != nil && !strings.HasPrefix(v, "-"), secs > int64(maxRetryAfter/time.Second):
+			return maxRetryAfter
+		case secs <= 0:
 			return 0
 		}
 		return time.Duration(secs) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0
 }
 
-// errorBody captures the error shapes the APIs use: {"error":{"code","message"}} (fulfillment),
-// {"Error":{"Code","Message"}} (api-version errors), {"code","message"} (metering) and a bare
-// {"message"}.
+// errorBody captures the error shapes the APIs use: {"error":{"code","message","details"}} (fulfillment),
+// {"Error":{"Code","Message"}} (api-version errors), {"code","message","target","details":[{"code",
+// "message","target"}]} (metering) and a bare {"message"}.
 type errorBody struct {
 	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code    string        `json:"code"`
+		Message string        `json:"message"`
+		Details []ErrorDetail `json:"details"`
 	} `json:"error"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Details []ErrorDetail `json:"details"`
 }
 
-// decodeErrorBody fills code and message from whatever error shape the body has; a body that is not JSON
-// becomes the message, trimmed.
-func decodeErrorBody(body []byte) (code, message string) {
+// decodeErrorBody fills code, message and details from whatever error shape the body has; a body that is
+// not JSON becomes the message, trimmed.
+func decodeErrorBody(body []byte) (code, message string, details []ErrorDetail) {
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil {
 		if eb.Error != nil && (eb.Error.Code != "" || eb.Error.Message != "") {
-			return eb.Error.Code, eb.Error.Message
+			return eb.Error.Code, eb.Error.Message, eb.Error.Details
 		}
 		if eb.Code != "" || eb.Message != "" {
-			return eb.Code, eb.Message
+			return eb.Code, eb.Message, eb.Details
 		}
 	}
 	s := strings.TrimSpace(string(body))
@@ -171,7 +227,7 @@ func decodeErrorBody(body []byte) (code, message string) {
 		s = s[:300] + "…"
 	}
 	if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
-		return "", ""
+		return "", "", nil
 	}
-	return "", s
+	return "", s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,9 +105,16 @@ func TestExamplesDecode(t *testing.T) {
 		if conflict.Code != "Conflict" || conflict.AdditionalInfo.AcceptedMessage.Status != UsageDuplicate {
 			t.Fatalf("decoded %+v", conflict)
 		}
-		code, msg := decodeErrorBody(readExample(t, "metering-400.json"))
+		code, msg, details := decodeErrorBody(readExample(t, "metering-400.json"))
 		if code != "BadArgument" || msg == "" {
 			t.Fatalf("400 body gave %q %q", code, msg)
+		}
+		if len(details) != 1 || details[0] != (ErrorDetail{Code: "BadArgument", Target: "ResourceId", Message: "The resourceId is required."}) {
+			t.Fatalf("400 details %+v", details)
+		}
+		e := &Error{Op: "post usage event", StatusCode: 400, Code: code, Message: msg, Details: details}
+		if want := "400 BadArgument: One or more errors have occurred. [BadArgument ResourceId: The resourceId is required.]"; !strings.Contains(e.Error(), want) {
+			t.Fatalf("Error() = %q, want it to contain %q", e.Error(), want)
 		}
 	})
 }

@@ -6,6 +6,7 @@ package emulatortest
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,12 +34,38 @@ type Options struct {
 	// Configure edits the demo configuration (timings, webhook URL, more publishers).
 	Configure func(*emulator.Config)
 	// StateFile keeps state across Start calls in one test.
-	StateFile        string
+	StateFile string
+	// SkipConformance turns off the OpenAPI checks, which are on by default: every request the Env's
+	// client sends and every response the emulator gives to a conforming request is checked against
+	// Microsoft's files, and the test fails at cleanup on a violation.
+	SkipConformance bool
+	// CheckConformance is ignored: the checks are on unless SkipConformance is set. Kept so that callers
+	// written before that still compile.
 	CheckConformance bool
 }
 
+// tally counts the operations checked by every Env of the process, so a test binary can assert that its
+// tests exercised all of the files' operations (see CheckedOperations).
+var tally = struct {
+	sync.Mutex
+	m map[string]int
+}{m: map[string]int{}}
+
+// CheckedOperations returns how many exchanges of each OpenAPI operation were checked by the Envs of this
+// process whose tests have finished.
+func CheckedOperations() map[string]int {
+	tally.Lock()
+	defer tally.Unlock()
+	out := make(map[string]int, len(tally.m))
+	for k, v := range tally.m {
+		out[k] = v
+	}
+	return out
+}
+
 // Start runs an emulator until the test ends. Its demo publisher verifies the client's tokens with
-// TokenSecret, and operations and auto-accept are quick (100 ms, 1 s) so tests stay fast.
+// TokenSecret, and operations and auto-accept are quick (100 ms, 1 s) so tests stay fast. Unless
+// opts.SkipConformance, the traffic is checked against the OpenAPI files and violations fail the test.
 func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
 	cfg := emulator.DemoConfig()
@@ -58,7 +85,7 @@ func Start(t testing.TB, opts Options) *Env {
 	env := &Env{Emulator: emu}
 	var handler http.Handler = emu
 	transport := http.DefaultTransport
-	if opts.CheckConformance {
+	if !opts.SkipConformance {
 		spec, err := apispec.Default()
 		if err != nil {
 			t.Fatalf("openapi: %v", err)
@@ -70,9 +97,18 @@ func Start(t testing.TB, opts Options) *Env {
 	env.Server = httptest.NewServer(handler)
 	emu.SetPublicURL(env.Server.URL)
 	t.Cleanup(func() {
+		// Close waits for requests in flight, so every exchange has been checked by now.
 		env.Server.Close()
 		if err := emu.Close(); err != nil {
 			t.Errorf("closing emulator: %v", err)
+		}
+		if env.Conformance != nil {
+			env.AssertConformance(t)
+			tally.Lock()
+			for op, n := range env.Conformance.Checked() {
+				tally.m[op] += n
+			}
+			tally.Unlock()
 		}
 	})
 	env.Tokens = &marketplace.DevTokenSource{TenantID: cfg.Publishers[0].TenantID, ClientID: cfg.Publishers[0].AppID, Secret: []byte(cfg.Publishers[0].TokenSecret)}
@@ -93,7 +129,8 @@ func (e *Env) Purchase(t testing.TB, planID string, quantity int64) emulator.Pur
 	return p
 }
 
-// AssertConformance fails the test if any exchange broke the OpenAPI contract.
+// AssertConformance fails the test if any exchange so far broke the OpenAPI contract. Start's cleanup
+// calls it too; call it earlier to fail at a known point.
 func (e *Env) AssertConformance(t testing.TB) {
 	t.Helper()
 	if e.Conformance == nil {

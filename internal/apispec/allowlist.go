@@ -34,8 +34,10 @@ func allowedResponse(ex *Exchange) bool {
 		// "locked due to pending operation(s)": documented for DELETE since 12/2022, observed for PATCH.
 		return true
 	case ex.Status == http.StatusBadRequest && (ex.OperationID == "FulfillmentOperations_ListAvailablePlans" || ex.OperationID == "FulfillmentOperations_GetSubscription" || ex.OperationID == "FulfillmentOperations_ListSubscriptions" || ex.OperationID == "MeteringOperations_GetUsageEvent"):
-		// A missing or wrong api-version is a 400 on every path, whatever each path lists.
-		return strings.Contains(string(ex.RespBody), "ApiVersion")
+		// A missing or wrong api-version is a 400 on every path, whatever each path lists; so is a List
+		// continuationToken that is not one the API issued (the file lists only 200/403/500 for List).
+		return strings.Contains(string(ex.RespBody), "ApiVersion") ||
+			(ex.OperationID == "FulfillmentOperations_ListSubscriptions" && ex.URL.Query().Get("continuationToken") != "")
 	}
 	return false
 }

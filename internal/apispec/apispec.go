@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -33,7 +34,11 @@ const specServer = "https://marketplaceapi.microsoft.com"
 // Spec holds the loaded documents and their routers.
 type Spec struct {
 	routers []routers.Router
+	ops     []string
 }
+
+// OperationIDs lists the operation IDs of both files, sorted: what a test run should have exercised.
+func (s *Spec) OperationIDs() []string { return append([]string(nil), s.ops...) }
 
 // Dir finds ../shared/marketplace/openapi from the repository root (the folder with go.mod), starting at the
 // working directory, which for a test is its package's folder.
@@ -74,7 +79,13 @@ func Load(dir string) (*Spec, error) {
 			return nil, fmt.Errorf("apispec: route %s: %w", name, err)
 		}
 		s.routers = append(s.routers, r)
+		for _, item := range doc.Paths.Map() {
+			for _, op := range item.Operations() {
+				s.ops = append(s.ops, op.OperationID)
+			}
+		}
 	}
+	sort.Strings(s.ops)
 	return s, nil
 }
 

@@ -72,10 +72,19 @@ func TestAllowList(t *testing.T) {
 		"503":                    exchange("GET", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 503, ``),
 		"409 locked delete":      exchange("DELETE", "http://h/api/saas/subscriptions/"+sub+"?api-version=2018-08-31", "", 409, `{"error":{"code":"Conflict"}}`),
 		"list without the slash": exchange("GET", "http://h/api/saas/subscriptions?api-version=2018-08-31", "", 200, `{"subscriptions":[]}`),
+		"bad continuation token": exchange("GET", "http://h/api/saas/subscriptions/?api-version=2018-08-31&continuationToken=x", "", 400, `{"error":{"code":"BadArgument","message":"The continuation token is invalid."}}`),
 	} {
 		ex.Header.Set("x-ms-marketplace-token", "tok")
 		if vs := s.Check(ctx, ex); len(vs) != 0 {
 			t.Errorf("%s: %v", name, vs)
 		}
+	}
+}
+
+func TestOperationIDs(t *testing.T) {
+	ids := load(t).OperationIDs()
+	// 10 fulfillment and operations calls, 3 metering calls.
+	if len(ids) != 13 || ids[0] != "FulfillmentOperations_ActivateSubscription" || ids[len(ids)-1] != "SubscriptionOperations_UpdateOperationStatus" {
+		t.Fatalf("operation IDs %v", ids)
 	}
 }
