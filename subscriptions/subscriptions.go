@@ -113,7 +113,7 @@ func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, 
 		return d, nil
 	case isEnded(err):
 		return Decision{}, nil
-	case wctx.Err() != nil && ctx.Err() == nil:
+	case outOfTime(ctx, wctx, err):
 		// Out of time: make sure the event is recorded, and let the workflow's own PATCH decide.
 		return Decision{}, c.DeliverWebhook(ctx, ev)
 	}
@@ -249,7 +249,6 @@ func (c *Client) command(ctx context.Context, subscriptionID, name string, actio
 		wctx, cancel = context.WithTimeout(ctx, wait)
 	}
 	defer cancel()
-	outOfTime := func() bool { return wctx.Err() != nil && ctx.Err() == nil }
 	h, err := c.temporal.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflows.WorkflowID(subscriptionID),
 		UpdateName:   name,
@@ -257,18 +256,29 @@ func (c *Client) command(ctx context.Context, subscriptionID, name string, actio
 		WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	if err != nil {
-		if outOfTime() {
+		if outOfTime(ctx, wctx, err) {
 			return res, fmt.Errorf("%s subscription %s: %w", name, subscriptionID, ErrNotAccepted)
 		}
 		return res, c.commandError(name, subscriptionID, err)
 	}
 	if err := h.Get(wctx, &res); err != nil {
-		if outOfTime() {
+		if outOfTime(ctx, wctx, err) {
 			return res, &InProgressError{SubscriptionID: subscriptionID, OperationID: c.pendingOperation(ctx, subscriptionID, action)}
 		}
 		return res, c.commandError(name, subscriptionID, err)
 	}
 	return res, nil
+}
+
+// outOfTime reports whether err means that the bounded wait wctx ran out while the caller's ctx still
+// runs. The server gives up on an update a little before the context's deadline, so its timeout error
+// can arrive while wctx is not yet done.
+func outOfTime(ctx, wctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var timeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	return wctx.Err() != nil || errors.As(err, &timeout)
 }
 
 // pendingOperation returns the ID of the operation of action the workflow is following, or "" if it has
