@@ -32,7 +32,8 @@ type Ours struct {
 
 // Engine is what reconciliation asks of the subscription workflows.
 type Engine interface {
-	// Ours returns the workflow's view; found is false when no workflow exists for the subscription.
+	// Ours returns the workflow's view; found is false when no workflow exists for the subscription, or
+	// only one that ended without the subscription ending (failed, terminated), which adoption replaces.
 	Ours(ctx context.Context, subscriptionID string) (ours Ours, found bool, err error)
 	// Snapshot hands Microsoft's view to the subscription's workflow, starting it when there is none.
 	Snapshot(ctx context.Context, sub marketplace.Subscription) error

@@ -247,3 +247,33 @@ func benchmarkReconcile(b *testing.B, n int) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/subscription")
 	b.ReportMetric(adopt.Seconds(), "adopt+settle-s")
 }
+
+// A subscription whose workflow ended without the subscription ending (terminated by an operator, or
+// failed because Microsoft did not know the subscription yet) is adopted again from Microsoft's state,
+// without a second Activate or a second provisioning.
+func TestReconciliationRestartsAnEndedWorkflow(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	emu := s.Emu.Emulator
+	id := s.Activated(t, "team", 10)
+	if err := s.Client.TerminateWorkflow(context.Background(), workflows.WorkflowID(id), "", "an operator's mistake"); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := runReconciliation(t, s)
+	if rep.Adopted != 1 || rep.Errors != 0 {
+		t.Fatalf("report %s %v", rep, rep.ErrorSamples)
+	}
+	sub, _ := emu.Subscription(id)
+	s.WaitState(t, id, "adopted again", func(st workflows.State) bool {
+		return agrees(st, sub) && st.Provisioned && st.Phase == workflows.PhaseIdle
+	})
+	if n := emu.Calls(emulator.EndpointActivate, id); n != 1 {
+		t.Errorf("Activate called %d times", n)
+	}
+	if n := s.Provisioner.Applied(provisioning.IdempotencyKey(id, "activate")); n != 1 {
+		t.Errorf("provisioned %d times", n)
+	}
+	if again := runReconciliation(t, s); again.InSync != 1 || again.Adopted != 0 {
+		t.Fatalf("second run: %s", again)
+	}
+}

@@ -111,6 +111,14 @@ func (c *Client) Ours(ctx context.Context, subscriptionID string) (reconcile.Our
 		}
 		return reconcile.Ours{}, false, fmt.Errorf("describing subscription %s: %w", subscriptionID, err)
 	}
+	switch d.GetWorkflowExecutionInfo().GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+	default:
+		// Failed (Microsoft did not know the subscription yet), terminated or timed out: the workflow ID
+		// may be started again, and Microsoft's view is the one to start from, as for a subscription we
+		// never saw.
+		return reconcile.Ours{}, false, nil
+	}
 	st, err := c.State(ctx, subscriptionID)
 	if err != nil {
 		return reconcile.Ours{}, true, err

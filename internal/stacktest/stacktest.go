@@ -60,8 +60,11 @@ type Stack struct {
 	Server      *server.Server
 	Logger      *zap.Logger
 
-	mu     sync.Mutex
-	worker worker.Worker
+	// workflow are the options of the workflows the worker itself starts (reconciliation's adoptions),
+	// the same as the HTTP side's, as in production.
+	workflow workflows.Options
+	mu       sync.Mutex
+	worker   worker.Worker
 }
 
 // Start brings the stack up; everything stops when the test ends.
@@ -86,7 +89,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatalf("search attributes: %v", err)
 	}
 
-	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger}
+	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow}
 	s.Emu = emulatortest.Start(t, emulatortest.Options{Configure: opts.ConfigureEmulator})
 	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
 	if err != nil {
@@ -138,7 +141,7 @@ func (s *Stack) StartWorker(t testing.TB) {
 	if s.worker != nil {
 		return
 	}
-	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: s.Provisioner, Logger: s.Logger.Named("worker")}, worker.Options{})
+	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: s.Provisioner, Logger: s.Logger.Named("worker"), Workflow: s.workflow}, worker.Options{})
 	if err := w.Start(); err != nil {
 		t.Fatalf("worker: %v", err)
 	}
