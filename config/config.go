@@ -205,15 +205,16 @@ type Webhook struct {
 	ListenAddr string // WEBHOOK_LISTEN_ADDR, default :8080
 	Path       string // WEBHOOK_PATH, default /webhook
 	// Auth is "entra" (default) or "none"; "none" is refused unless WEBHOOK_INSECURE_NO_AUTH=true too.
-	Auth            string // WEBHOOK_AUTH
-	InsecureNoAuth  bool   // WEBHOOK_INSECURE_NO_AUTH
-	EntraAuthority  string // WEBHOOK_ENTRA_AUTHORITY: Entra host, or the emulator's URL in development
-	TenantID        string // WEBHOOK_TENANT_ID, default MARKETPLACE_TENANT_ID
-	AppID           string // WEBHOOK_APP_ID: the aud of Microsoft's tokens, default MARKETPLACE_CLIENT_ID
-	AdminToken      string // ADMIN_TOKEN: bearer token of the admin API; empty disables it
-	SessionKey      string // SESSION_KEY: signs landing-page CSRF tokens and status links; share it between replicas
-	DecisionWait    time.Duration
-	RequireApproval bool // REQUIRE_APPROVAL: activations wait for an operator's approval
+	Auth            string        // WEBHOOK_AUTH
+	InsecureNoAuth  bool          // WEBHOOK_INSECURE_NO_AUTH
+	EntraAuthority  string        // WEBHOOK_ENTRA_AUTHORITY: Entra host, or the emulator's URL in development
+	TenantID        string        // WEBHOOK_TENANT_ID, default MARKETPLACE_TENANT_ID
+	AppID           string        // WEBHOOK_APP_ID: the aud of Microsoft's tokens, default MARKETPLACE_CLIENT_ID
+	AdminToken      string        // ADMIN_TOKEN: bearer token of the admin API; empty disables it
+	SessionKey      string        // SESSION_KEY: signs landing-page CSRF tokens and status links; share it between replicas
+	DecisionWait    time.Duration // WEBHOOK_DECISION_WAIT
+	CommandWait     time.Duration // ADMIN_COMMAND_WAIT: how long an admin command waits before answering 202
+	RequireApproval bool          // REQUIRE_APPROVAL: activations wait for an operator's approval
 }
 
 // WebhookFromEnv reads the WEBHOOK_* and related variables.
@@ -238,8 +239,16 @@ func WebhookFromEnv(g Getenv) (Webhook, error) {
 	if w.DecisionWait, err = g.duration("WEBHOOK_DECISION_WAIT", 5*time.Second); err != nil {
 		return w, err
 	}
-	if w.DecisionWait >= 10*time.Second {
-		return w, errors.New("WEBHOOK_DECISION_WAIT must stay below Microsoft's 10-second window")
+	// The webhook server answers within 9 s of Microsoft's 10 and keeps 2 s of them for the fallback
+	// signal when the decision does not come.
+	if w.DecisionWait > 7*time.Second {
+		return w, errors.New("WEBHOOK_DECISION_WAIT must be at most 7s: the answer is due inside Microsoft's 10-second window, with 2s kept for recording the event")
+	}
+	if w.CommandWait, err = g.duration("ADMIN_COMMAND_WAIT", 20*time.Second); err != nil {
+		return w, err
+	}
+	if w.CommandWait <= 0 || w.CommandWait >= 30*time.Second {
+		return w, errors.New("ADMIN_COMMAND_WAIT must be positive and below the server's 30s write timeout")
 	}
 	switch w.Auth {
 	case "entra":

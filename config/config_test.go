@@ -57,7 +57,8 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"webhook auth off without the insecure flag", map[string]string{"WEBHOOK_AUTH": "none"}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "WEBHOOK_INSECURE_NO_AUTH"},
 		{"entra auth without tenant", map[string]string{}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "WEBHOOK_TENANT_ID"},
-		{"decision wait past Microsoft's window", map[string]string{"WEBHOOK_AUTH": "none", "WEBHOOK_INSECURE_NO_AUTH": "true", "WEBHOOK_DECISION_WAIT": "12s"}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "10-second"},
+		{"decision wait past Microsoft's window", map[string]string{"WEBHOOK_AUTH": "none", "WEBHOOK_INSECURE_NO_AUTH": "true", "WEBHOOK_DECISION_WAIT": "8s"}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "10-second"},
+		{"admin command wait past the write timeout", map[string]string{"WEBHOOK_AUTH": "none", "WEBHOOK_INSECURE_NO_AUTH": "true", "ADMIN_COMMAND_WAIT": "45s"}, func(g Getenv) error { _, err := WebhookFromEnv(g); return err }, "write timeout"},
 		{"http provisioning without secret", map[string]string{"PROVISIONING_MODE": "http", "PROVISIONING_URL": "http://x"}, func(g Getenv) error { _, err := ProvisioningFromEnv(g); return err }, "PROVISIONING_SECRET"},
 		{"negative stop timeout", map[string]string{"WORKER_STOP_TIMEOUT": "-1s"}, func(g Getenv) error { _, err := WorkerFromEnv(g); return err }, "WORKER_STOP_TIMEOUT"},
 		{"stop timeout without unit", map[string]string{"WORKER_STOP_TIMEOUT": "30"}, func(g Getenv) error { _, err := WorkerFromEnv(g); return err }, "WORKER_STOP_TIMEOUT"},
@@ -82,5 +83,18 @@ func TestDevTokenSourceForEmulator(t *testing.T) {
 	}
 	if _, ok := ts.(*marketplace.DevTokenSource); !ok {
 		t.Fatalf("got %T", ts)
+	}
+}
+
+func TestWebhookWaits(t *testing.T) {
+	base := map[string]string{"WEBHOOK_AUTH": "none", "WEBHOOK_INSECURE_NO_AUTH": "true"}
+	w, err := WebhookFromEnv(env(base))
+	if err != nil || w.DecisionWait != 5*time.Second || w.CommandWait != 20*time.Second {
+		t.Fatalf("webhook defaults %+v %v", w, err)
+	}
+	base["WEBHOOK_DECISION_WAIT"], base["ADMIN_COMMAND_WAIT"] = "7s", "25s"
+	w, err = WebhookFromEnv(env(base))
+	if err != nil || w.DecisionWait != 7*time.Second || w.CommandWait != 25*time.Second {
+		t.Fatalf("webhook waits %+v %v", w, err)
 	}
 }

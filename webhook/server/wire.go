@@ -22,6 +22,7 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 		WebhookPath:           wc.Path,
 		InsecureNoWebhookAuth: wc.Auth == "none" && wc.InsecureNoAuth,
 		DecisionWait:          wc.DecisionWait,
+		CommandWait:           wc.CommandWait,
 		Subscriptions:         Temporal{Client: subscriptions.New(c, tc.TaskQueue, workflows.Options{RequireApproval: wc.RequireApproval})},
 		Resolver:              resolver,
 		SessionKey:            []byte(wc.SessionKey),
