@@ -14,6 +14,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"saasengine/marketplace"
 	"saasengine/reconcile"
@@ -271,14 +273,19 @@ func (c *Client) command(ctx context.Context, subscriptionID, name string, actio
 }
 
 // outOfTime reports whether err means that the bounded wait wctx ran out while the caller's ctx still
-// runs. The server gives up on an update a little before the context's deadline, so its timeout error
-// can arrive while wctx is not yet done.
+// runs. The error can arrive a moment before wctx reports itself done: the server gives up on an update
+// a little before the deadline, and gRPC's own deadline timer may fire first.
 func outOfTime(ctx, wctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
+	if wctx.Err() != nil {
+		return true
+	}
 	var timeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
-	return wctx.Err() != nil || errors.As(err, &timeout)
+	var deadline *serviceerror.DeadlineExceeded
+	return errors.As(err, &timeout) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded) ||
+		status.Code(err) == codes.DeadlineExceeded
 }
 
 // pendingOperation returns the ID of the operation of action the workflow is following, or "" if it has
