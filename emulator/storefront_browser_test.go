@@ -22,7 +22,7 @@ func TestStorefrontPurchaseInBrowser(t *testing.T) {
 	landing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		landed <- marketplace.PurchaseTokenFromQuery(r.URL.RawQuery)
 		w.Header().Set("Content-Type", "text/html")
-		_, _ = w.Write([]byte("<!doctype html><title>landing</title><h1>Landing page</h1>"))
+		_, _ = w.Write([]byte("<!doctype html><title>landing</title><h1 id=landing>Landing page</h1>"))
 	}))
 	defer landing.Close()
 	env.Emulator.SetLandingURL("", landing.URL+"/landing")
@@ -37,7 +37,9 @@ func TestStorefrontPurchaseInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#quantity"), "25"),
 		chromedp.SetValue(chromedp.CSS("#name"), "Fabrikam production"),
 		chromedp.Click(chromedp.CSS("#purchase")),
-		chromedp.WaitVisible(chromedp.CSS("h1")),
+		// The storefront has an h1 too: wait for the landing page's own, or the next navigation could
+		// cut the purchase's short (net::ERR_ABORTED).
+		chromedp.WaitVisible(chromedp.CSS("#landing")),
 	)
 	if err != nil {
 		t.Fatal(err)
