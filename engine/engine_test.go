@@ -5,17 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"saasengine/config"
 	"saasengine/emulator"
@@ -42,8 +37,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // One subscription through its whole life, both sides checked at every step, each provisioning step
-// applied exactly once. With RECORD_HISTORIES=1 its workflow histories are written to
-// workflows/testdata for the replay test.
+// applied exactly once. With RECORD_HISTORIES set its workflow histories are written to
+// workflows/testdata for the replay test (see recordEnv).
 func TestWholeLifecycle(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{DemoMaxQuantity: 40, Workflow: workflows.Options{MaxEvents: 4}})
 	emu := s.Emu.Emulator
@@ -104,42 +99,7 @@ func TestWholeLifecycle(t *testing.T) {
 		t.Fatalf("sides disagree at the end: Microsoft %+v, ours %s/%s/%d", sub, st.Status, st.PlanID, st.Quantity)
 	}
 
-	if os.Getenv("RECORD_HISTORIES") == "1" {
-		recordHistories(t, s.Client, workflows.WorkflowID(id), st.Runs, "lifecycle")
-	}
-}
-
-// recordHistories writes every run of a workflow as workflows/testdata/<name>-<n>.json, in the JSON
-// form the SDK's replayer reads.
-func recordHistories(t *testing.T, c client.Client, workflowID string, runs int, name string) {
-	t.Helper()
-	ctx := context.Background()
-	var list *workflowservice.ListWorkflowExecutionsResponse
-	waitUntil(t, "every run in visibility", func() bool {
-		var err error
-		list, err = c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowId = '" + workflowID + "'"})
-		return err == nil && len(list.GetExecutions()) == runs
-	})
-	for i, ex := range list.GetExecutions() {
-		var events []*historypb.HistoryEvent
-		it := c.GetWorkflowHistory(ctx, workflowID, ex.GetExecution().GetRunId(), false, 0)
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			events = append(events, ev)
-		}
-		b, err := protojson.MarshalOptions{Indent: " "}.Marshal(&historypb.History{Events: events})
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join("..", "workflows", "testdata", name+"-"+string(rune('a'+i))+".json")
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("recorded %s (%d events)", path, len(events))
-	}
+	record(t, s.Client, workflows.WorkflowID(id), "lifecycle")
 }
 
 // A worker stopped in the middle of an activity (its call to Microsoft in flight) and a new one started:

@@ -21,9 +21,19 @@ import (
 	"saasengine/workflows"
 )
 
-// Recording: RECORD_HISTORIES=1 go test -count=1 ./engine/ -run Lifecycle
-// rewrites the histories under workflows/testdata that workflows' replay test replays.
+// Recording: RECORD_HISTORIES=<tag> go test -count=1 ./engine/ -run Lifecycle
+// writes the histories of these runs to workflows/testdata as <tag>-<name>*.json, which workflows' replay
+// test replays. Use a new tag for each workflow version (v5, v6, ...): the histories of earlier versions
+// stay and keep being replayed, as workflows started by them keep running in production.
 const recordEnv = "RECORD_HISTORIES"
+
+// record writes a workflow's histories when RECORD_HISTORIES is set.
+func record(t *testing.T, c client.Client, workflowID, name string) {
+	t.Helper()
+	if tag := os.Getenv(recordEnv); tag != "" {
+		recordRunChain(t, c, workflowID, tag+"-"+name)
+	}
+}
 
 // eventually polls cond until it holds, failing the test after limit.
 func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
@@ -272,9 +282,7 @@ func TestLifecycleBothSidesAgree(t *testing.T) {
 		}
 	}
 
-	if os.Getenv(recordEnv) == "1" {
-		recordRunChain(t, s.Client, workflows.WorkflowID(id), "full-lifecycle")
-	}
+	record(t, s.Client, workflows.WorkflowID(id), "full-lifecycle")
 }
 
 // Many changes from both sides in a workflow that continues as new every three inputs, ended by the
@@ -325,9 +333,7 @@ func TestLifecycleChangeHeavyAcrossRuns(t *testing.T) {
 	sidesAgree(t, s, id, "cancel", final)
 	appliedOnce(t, s, id, append(keys, "deprovision")...)
 
-	if os.Getenv(recordEnv) == "1" {
-		recordRunChain(t, s.Client, workflows.WorkflowID(id), "change-heavy")
-	}
+	record(t, s.Client, workflows.WorkflowID(id), "change-heavy")
 }
 
 // recordRunChain writes every run of a workflow, oldest first, to workflows/testdata as <name>.json (one

@@ -13,7 +13,7 @@ import (
 // Recorded histories live in testdata, written by the engine's integration tests from real runs against
 // Temporal and the emulator:
 //
-//	RECORD_HISTORIES=1 go test -count=1 ./engine/ -run Lifecycle
+//	RECORD_HISTORIES=<tag> go test -count=1 ./engine/ -run Lifecycle
 //
 // full-lifecycle.json is one run through every step of a subscription's life; change-heavy-*.json and
 // lifecycle-*.json are lives spread over several continue-as-new runs. CI replays the committed files.
