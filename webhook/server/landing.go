@@ -7,6 +7,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -49,7 +50,27 @@ var ErrNotFound = errors.New("subscription not found")
 //go:embed templates/*.html
 var templateFS embed.FS
 
+// termLength reads Microsoft's term unit (an ISO 8601 period such as P1M, P1Y, P3Y) as a buyer would say
+// it; a unit it does not know is shown as Microsoft sent it (enums are open).
+func termLength(unit string) string {
+	var n int
+	var u byte
+	if _, err := fmt.Sscanf(unit, "P%d%c", &n, &u); err != nil || n <= 0 || fmt.Sprintf("P%d%c", n, u) != unit {
+		return unit
+	}
+	names := map[byte]string{'D': "day", 'W': "week", 'M': "month", 'Y': "year"}
+	name, ok := names[u]
+	if !ok {
+		return unit
+	}
+	if n > 1 {
+		name += "s"
+	}
+	return fmt.Sprintf("%d %s", n, name)
+}
+
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"term": termLength,
 	"date": func(t time.Time) string {
 		if t.IsZero() {
 			return "starts when your account is activated"
