@@ -18,7 +18,7 @@ import (
 )
 
 // These tests pin behaviour that needs a server misbehaving on purpose (dropped connections, hung answers,
-// a fake Entra): the emulator-backed tests in client_emulator_test.go cover the API itself.
+// a fake Entra): the emulator-backed tests in emulator_test.go cover the API itself.
 
 func newTestClient(t *testing.T, url string, opts ...Option) *Client {
 	t.Helper()
