@@ -75,9 +75,36 @@ func (m *Metrics) HTTPHandler() http.Handler {
 
 // Dial connects to Temporal with the configured TLS or API key, using logger and metrics (either may be nil).
 func Dial(ctx context.Context, t Temporal, logger *zap.Logger, metrics *Metrics) (client.Client, error) {
-	tlsCfg, err := t.TLS()
+	opts, err := clientOptions(t, logger, metrics)
 	if err != nil {
 		return nil, err
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("temporal at %s (namespace %s): %w", t.Address, t.Namespace, err)
+	}
+	return c, nil
+}
+
+// DialLazy is Dial that connects on first use. The webhook server starts with it so that it comes up
+// while Temporal is still down (a restart of the cluster, a deployment in the wrong order): /readyz then
+// says 503 and Microsoft's deliveries get 503 and come again, instead of the process crash-looping.
+func DialLazy(t Temporal, logger *zap.Logger, metrics *Metrics) (client.Client, error) {
+	opts, err := clientOptions(t, logger, metrics)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewLazyClient(opts)
+	if err != nil {
+		return nil, fmt.Errorf("temporal at %s (namespace %s): %w", t.Address, t.Namespace, err)
+	}
+	return c, nil
+}
+
+func clientOptions(t Temporal, logger *zap.Logger, metrics *Metrics) (client.Options, error) {
+	tlsCfg, err := t.TLS()
+	if err != nil {
+		return client.Options{}, err
 	}
 	opts := client.Options{
 		HostPort:          t.Address,
@@ -93,11 +120,7 @@ func Dial(ctx context.Context, t Temporal, logger *zap.Logger, metrics *Metrics)
 	if metrics != nil {
 		opts.MetricsHandler = metrics.Handler
 	}
-	c, err := client.DialContext(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("temporal at %s (namespace %s): %w", t.Address, t.Namespace, err)
-	}
-	return c, nil
+	return opts, nil
 }
 
 // TokenSource builds the Marketplace credentials: MSAL with a secret or certificate, or a development

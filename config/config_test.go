@@ -1,9 +1,13 @@
 package config
 
 import (
+	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/client"
 
 	"saasengine/marketplace"
 )
@@ -96,5 +100,30 @@ func TestWebhookWaits(t *testing.T) {
 	w, err = WebhookFromEnv(env(base))
 	if err != nil || w.DecisionWait != 7*time.Second || w.CommandWait != 25*time.Second {
 		t.Fatalf("webhook waits %+v %v", w, err)
+	}
+}
+
+// The webhook server's client comes up without Temporal (its /readyz says 503 meanwhile); the eager one
+// the other binaries use refuses to start.
+func TestDialLazyComesUpWithoutTemporal(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nothing := Temporal{Address: l.Addr().String(), Namespace: "default"}
+	l.Close()
+	c, err := DialLazy(nothing, nil, nil)
+	if err != nil {
+		t.Fatalf("lazy client: %v", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err == nil {
+		t.Fatal("health check passed with no Temporal")
+	}
+	if eager, err := Dial(ctx, nothing, nil, nil); err == nil {
+		eager.Close()
+		t.Fatal("eager client connected to nothing")
 	}
 }

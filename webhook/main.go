@@ -41,7 +41,8 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := config.Dial(ctx, tc, logger, nil)
+	// Lazy: the server comes up (and says so on /readyz) even while Temporal is not reachable yet.
+	c, err := config.DialLazy(tc, logger, nil)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,8 @@ func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, subscriptionI
 		nonce = base64.RawURLEncoding.EncodeToString(b)
 		http.SetCookie(w, &http.Cookie{
 			Name: csrfCookie, Value: nonce, Path: "/", HttpOnly: true,
-			Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+			// Behind a load balancer that ends TLS, the request reaching us is plain HTTP.
+			Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https", SameSite: http.SameSiteStrictMode,
 		})
 	}
 	return s.csrfMAC(nonce, subscriptionID)

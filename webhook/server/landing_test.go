@@ -239,3 +239,30 @@ func TestStatusPageSettlesOnSuspended(t *testing.T) {
 		t.Fatalf("status page of a suspended subscription: %d\n%s", code, page)
 	}
 }
+
+// The CSRF cookie is Secure when the buyer's connection is HTTPS, also behind a load balancer that ends
+// TLS and says so in X-Forwarded-Proto.
+func TestCSRFCookieIsSecureBehindATLSProxy(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{})
+	for proto, secure := range map[string]bool{"https": true, "": false} {
+		p := s.Emu.Purchase(t, "team", 5)
+		req, _ := http.NewRequest(http.MethodGet, p.LandingURL, nil)
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "saasengine_csrf" {
+				cookie = c
+			}
+		}
+		if cookie == nil || cookie.Secure != secure || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+			t.Errorf("X-Forwarded-Proto %q: cookie %+v", proto, cookie)
+		}
+	}
+}
