@@ -392,3 +392,58 @@ func TestClientMeteringAgainstEmulator(t *testing.T) {
 	}
 	env.AssertConformance(t)
 }
+
+// Publishers are told apart by their token's tid and appid, as Microsoft does: one publisher neither sees
+// nor touches another's subscriptions, and a token for another app gets 403.
+func TestPublishersAreToldApartByTheirTokens(t *testing.T) {
+	const fabrikamTenant, fabrikamApp = "6f0c8a7e-2d4b-4e1a-9c3f-5b7d9e1f2a3b", "9d8c7b6a-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+	env := emulatortest.Start(t, emulatortest.Options{Configure: func(c *emulator.Config) {
+		c.Publishers = append(c.Publishers, emulator.Publisher{ID: "fabrikam", TenantID: fabrikamTenant, AppID: fabrikamApp,
+			TokenSecret: emulatortest.TokenSecret, Offers: []emulator.Offer{{ID: "fabrikam-backup", Plans: []emulator.Plan{{ID: "standard"}}}}})
+	}})
+	fabrikam, err := marketplace.NewClient(env.Emulator.APIBaseURL(), &marketplace.DevTokenSource{TenantID: fabrikamTenant, ClientID: fabrikamApp, Secret: []byte(emulatortest.TokenSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	contosos := env.Purchase(t, "team", 10)
+	fabrikams, err := env.Emulator.Purchase(emulator.PurchaseRequest{OfferID: "fabrikam-backup", PlanID: "standard"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for name, c := range map[string]struct {
+		client      *marketplace.Client
+		own, theirs emulator.Purchase
+	}{"contoso": {env.Client, contosos, fabrikams}, "fabrikam": {fabrikam, fabrikams, contosos}} {
+		subs, err := c.client.ListSubscriptions(ctx)
+		if err != nil || len(subs) != 1 || subs[0].ID != c.own.SubscriptionID {
+			t.Errorf("%s lists %+v, %v", name, subs, err)
+		}
+		if _, err := c.client.Resolve(ctx, c.own.Token); err != nil {
+			t.Errorf("%s cannot resolve its own token: %v", name, err)
+		}
+		if _, err := c.client.Resolve(ctx, c.theirs.Token); !isStatus(err, http.StatusForbidden) {
+			t.Errorf("%s resolved another publisher's token: %v", name, err)
+		}
+		if _, err := c.client.GetSubscription(ctx, c.theirs.SubscriptionID); !isStatus(err, http.StatusForbidden) {
+			t.Errorf("%s read another publisher's subscription: %v", name, err)
+		}
+		if err := c.client.Activate(ctx, c.theirs.SubscriptionID, marketplace.SubscriberPlan{PlanID: c.theirs.Subscription.PlanID}); !isStatus(err, http.StatusForbidden) {
+			t.Errorf("%s activated another publisher's subscription: %v", name, err)
+		}
+	}
+	if sub, _ := env.Emulator.Subscription(fabrikams.SubscriptionID); sub.Status != marketplace.StatusPendingFulfillmentStart {
+		t.Fatalf("fabrikam's subscription changed: %s", sub.Status)
+	}
+
+	stranger, _ := marketplace.NewClient(env.Emulator.APIBaseURL(), &marketplace.DevTokenSource{TenantID: fabrikamTenant, ClientID: "00000000-0000-0000-0000-000000000001", Secret: []byte(emulatortest.TokenSecret)})
+	if _, err := stranger.ListSubscriptions(ctx); !isStatus(err, http.StatusForbidden) {
+		t.Fatalf("an unknown app listed subscriptions: %v", err)
+	}
+}
+
+func isStatus(err error, status int) bool {
+	e, ok := marketplace.AsError(err)
+	return ok && e.StatusCode == status
+}
