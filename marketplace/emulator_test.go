@@ -174,43 +174,48 @@ func TestClientAgainstEmulatorWholeLifecycle(t *testing.T) {
 }
 
 func TestClientFollowsNextLinkOver250Subscriptions(t *testing.T) {
-	env := emulatortest.Start(t, emulatortest.Options{})
-	req := emulator.SeedRequest{}
-	for _, st := range []marketplace.SubscriptionStatus{marketplace.StatusSubscribed, marketplace.StatusSuspended, marketplace.StatusUnsubscribed, ""} {
-		item := struct {
-			emulator.PurchaseRequest
-			Count int `json:"count"`
-		}{emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "basic", Status: st}, 63}
-		req.Subscriptions = append(req.Subscriptions, item)
-	}
-	ids, err := env.Emulator.Seed(req)
-	if err != nil || len(ids) != 252 {
-		t.Fatalf("seed: %d %v", len(ids), err)
-	}
-	pages := 0
-	seen := map[string]bool{}
-	err = env.Client.EachSubscriptionsPage(context.Background(), func(p *marketplace.SubscriptionsPage) error {
-		pages++
-		for _, s := range p.Subscriptions {
-			if seen[s.ID] {
-				t.Errorf("subscription %s listed twice", s.ID)
+	// Microsoft's 100 a page, and a page size the emulator is configured with.
+	for _, tc := range []struct{ pageSize, pages int }{{0, 3}, {40, 7}} {
+		t.Run(fmt.Sprintf("page size %d", tc.pageSize), func(t *testing.T) {
+			env := emulatortest.Start(t, emulatortest.Options{Configure: func(c *emulator.Config) { c.PageSize = tc.pageSize }})
+			req := emulator.SeedRequest{}
+			for _, st := range []marketplace.SubscriptionStatus{marketplace.StatusSubscribed, marketplace.StatusSuspended, marketplace.StatusUnsubscribed, ""} {
+				item := struct {
+					emulator.PurchaseRequest
+					Count int `json:"count"`
+				}{emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "basic", Status: st}, 63}
+				req.Subscriptions = append(req.Subscriptions, item)
 			}
-			seen[s.ID] = true
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+			ids, err := env.Emulator.Seed(req)
+			if err != nil || len(ids) != 252 {
+				t.Fatalf("seed: %d %v", len(ids), err)
+			}
+			pages := 0
+			seen := map[string]bool{}
+			err = env.Client.EachSubscriptionsPage(context.Background(), func(p *marketplace.SubscriptionsPage) error {
+				pages++
+				for _, s := range p.Subscriptions {
+					if seen[s.ID] {
+						t.Errorf("subscription %s listed twice", s.ID)
+					}
+					seen[s.ID] = true
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pages != tc.pages || len(seen) != 252 {
+				t.Fatalf("got %d subscriptions on %d pages, want 252 on %d", len(seen), pages, tc.pages)
+			}
+			for _, id := range ids {
+				if !seen[id] {
+					t.Fatalf("subscription %s missing from the listing", id)
+				}
+			}
+			env.AssertConformance(t)
+		})
 	}
-	if pages != 3 || len(seen) != 252 {
-		t.Fatalf("got %d subscriptions on %d pages, want 252 on 3", len(seen), pages)
-	}
-	for _, id := range ids {
-		if !seen[id] {
-			t.Fatalf("subscription %s missing from the listing", id)
-		}
-	}
-	env.AssertConformance(t)
 }
 
 func TestClientErrorClassesFromEmulator(t *testing.T) {
