@@ -78,7 +78,7 @@ func TemporalFromEnv(g Getenv) Temporal {
 
 // TLS builds the client TLS configuration, or nil for a plaintext connection.
 func (t Temporal) TLS() (*tls.Config, error) {
-	if t.TLSCertFile == "" && t.TLSKeyFile == "" && t.TLSCAFile == "" && t.APIKey == "" {
+	if t.TLSCertFile == "" && t.TLSKeyFile == "" && t.TLSCAFile == "" && t.TLSServerName == "" && t.APIKey == "" {
 		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.TLSServerName}
