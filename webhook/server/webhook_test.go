@@ -70,7 +70,7 @@ type authority struct {
 	emu string // the emulator's authority, known once the stack runs
 }
 
-func newAuthority(t *testing.T) *authority {
+func newAuthority(t testing.TB) *authority {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -117,7 +117,7 @@ func newAuthority(t *testing.T) *authority {
 }
 
 // stackWithAuthority runs the engine with webhook tokens checked through a test authority.
-func stackWithAuthority(t *testing.T, opts stacktest.Options) (*stacktest.Stack, *authority) {
+func stackWithAuthority(t testing.TB, opts stacktest.Options) (*stacktest.Stack, *authority) {
 	t.Helper()
 	a := newAuthority(t)
 	v, err := entra.NewValidator(entra.Config{Authority: a.srv.URL, TenantID: emulator.DemoTenantID, Audience: emulator.DemoAppID})
@@ -151,7 +151,7 @@ func genuineClaims(s *stacktest.Stack) jwt.MapClaims {
 	}
 }
 
-func signRS256(t *testing.T, claims jwt.MapClaims, key *rsa.PrivateKey, kid string) string {
+func signRS256(t testing.TB, claims jwt.MapClaims, key *rsa.PrivateKey, kid string) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["kid"] = kid
