@@ -86,7 +86,7 @@ func (u Usage) Check(now time.Time) error {
 	case u.Time.After(now.Add(clockSkew)):
 		return fmt.Errorf("time %s is in the future", u.Time.UTC().Format(time.RFC3339))
 	case hourOf(u.Time).Add(Window).Before(now):
-		return fmt.Errorf("time %s is older than Microsoft's 24-hour window", u.Time.UTC().Format(time.RFC3339))
+		return fmt.Errorf("time %s is too old: its hour, %s, is outside Microsoft's 24-hour window", u.Time.UTC().Format(time.RFC3339), hourOf(u.Time).Format(time.RFC3339))
 	case len(u.ID) > 200 || len(u.PlanID) > 200:
 		return errors.New("id and planId are at most 200 characters")
 	}
