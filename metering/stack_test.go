@@ -9,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/metering"
@@ -133,5 +138,23 @@ func TestMeteringThroughTheAdminAPIReachesTheEmulator(t *testing.T) {
 	}
 	if _, n := accepted(s, sus); n != 0 {
 		t.Errorf("the emulator accepted %d events of a suspended subscription", n)
+	}
+
+	// The recorded history replays: the workflow's code is deterministic over a real run.
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var events []*historypb.HistoryEvent
+	it := s.Client.GetWorkflowHistory(ctx, metering.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	if err := replayer.ReplayWorkflowHistory(nil, &historypb.History{Events: events}); err != nil {
+		t.Fatalf("replaying the meter's history: %v", err)
 	}
 }
