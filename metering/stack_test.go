@@ -111,6 +111,19 @@ func TestMeteringThroughTheAdminAPIReachesTheEmulator(t *testing.T) {
 			t.Errorf("%s: emulator has %v, want %v", k, sums[k], q)
 		}
 	}
+	// The admin API shows the same state.
+	req, _ := http.NewRequest(http.MethodGet, s.HTTP.URL+"/admin/subscriptions/"+id+"/usage", nil)
+	req.Header.Set("Authorization", "Bearer "+stacktest.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown metering.State
+	_ = json.NewDecoder(resp.Body).Decode(&shown)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || shown.Totals != st.Totals || len(shown.Recent) != len(st.Recent) {
+		t.Errorf("GET usage: %d %+v", resp.StatusCode, shown)
+	}
 	gpu := outcomes(st)[key("gpu_hours", h2)]
 	if gpu.Outcome != metering.OutcomeRejected || gpu.Status != string(marketplace.UsageInvalidDimension) {
 		t.Errorf("unknown dimension: %+v", gpu)

@@ -104,6 +104,9 @@ func (m *meter) run(ctx workflow.Context) (State, error) {
 		now := workflow.Now(ctx).UTC()
 		next, ok := m.nextDue()
 		if !ok {
+			if m.idleSince == nil {
+				m.idleSince = &now
+			}
 			end := m.idleSince.Add(m.opts.IdleTimeout)
 			if !now.Before(end) {
 				// Reports that arrived meanwhile keep the meter running.

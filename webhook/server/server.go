@@ -73,7 +73,8 @@ type Config struct {
 	WebhookBudget time.Duration
 
 	Subscriptions Subscriptions
-	// Meter takes usage reports for the admin API; nil leaves POST /admin/subscriptions/{id}/usage out.
+	// Meter takes usage reports for the admin API and shows the meters; nil leaves
+	// /admin/subscriptions/{id}/usage out.
 	Meter Meter
 	// Resolver resolves landing-page purchase tokens.
 	Resolver Resolver
@@ -190,6 +191,7 @@ func (s *Server) routes() {
 		a.HandleFunc("/reconcile", s.adminAuth(s.adminReconcile)).Methods(http.MethodPost)
 		if s.cfg.Meter != nil {
 			a.HandleFunc("/subscriptions/{id}/usage", s.adminAuth(s.adminReportUsage)).Methods(http.MethodPost)
+			a.HandleFunc("/subscriptions/{id}/usage", s.adminAuth(s.adminUsage)).Methods(http.MethodGet)
 		}
 	}
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)

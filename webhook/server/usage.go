@@ -19,6 +19,8 @@ type Meter interface {
 	// Report checks the reports and hands them to the subscription's meter in one go; a refused report is
 	// a *metering.InvalidUsageError.
 	Report(ctx context.Context, subscriptionID string, reports ...metering.Usage) error
+	// State is the meter's open hours and recent outcomes; metering.ErrNotFound when none ran lately.
+	State(ctx context.Context, subscriptionID string) (metering.State, error)
 }
 
 var _ Meter = metering.Client{}
@@ -72,5 +74,20 @@ func (s *Server) adminReportUsage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "InvalidSubscription", "the subscription ID is not a GUID", nil)
 	default:
 		s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the engine could not be reached; nothing was recorded, try again", err)
+	}
+}
+
+// adminUsage shows the subscription's meter (its query metering-state).
+func (s *Server) adminUsage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), usageTimeout)
+	defer cancel()
+	st, err := s.cfg.Meter.State(ctx, mux.Vars(r)["id"])
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, st)
+	case errors.Is(err, metering.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "NotFound", "no meter has run for this subscription in the last day", nil)
+	default:
+		s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the engine could not be reached; try again", err)
 	}
 }

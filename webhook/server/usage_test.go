@@ -46,6 +46,9 @@ func TestAdminUsageIsCheckedBeforeTemporal(t *testing.T) {
 	if code, _ := admin(t, s, "POST", path, "wrong", `{"dimension":"api_calls","quantity":1}`, nil); code != http.StatusUnauthorized {
 		t.Errorf("without the admin token: %d", code)
 	}
+	if code, body := admin(t, s, "GET", path, stacktest.AdminToken, "", &e); code != http.StatusNotFound || e.Error.Code != "NotFound" {
+		t.Errorf("GET usage without a meter: %d %s", code, body)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var nf *serviceerror.NotFound
