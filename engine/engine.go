@@ -1,7 +1,7 @@
-// Package engine assembles the worker side of the engine: the subscription workflow, its activities and
-// reconciliation, registered on one task queue with the Marketplace client and the ISV's provisioner. The
-// worker binary, the all-in-one command and the integration tests all build their worker here, so they
-// run the same wiring.
+// Package engine assembles the worker side of the engine: the subscription workflow, its activities,
+// reconciliation and metering, registered on one task queue with the Marketplace client and the ISV's
+// provisioner. The worker binary, the all-in-one command and the integration tests all build their worker
+// here, so they run the same wiring.
 package engine
 
 import (
@@ -16,6 +16,7 @@ import (
 	"saasengine/activities"
 	"saasengine/config"
 	"saasengine/marketplace"
+	"saasengine/metering"
 	"saasengine/provisioning"
 	"saasengine/reconcile"
 	"saasengine/subscriptions"
@@ -55,6 +56,8 @@ func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) w
 		Engine:      subscriptions.New(c, taskQueue, d.Workflow),
 		Concurrency: d.ReconcileConcurrency,
 	})
+	w.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})
+	w.RegisterActivity(&metering.Activities{Marketplace: d.Marketplace})
 	return w
 }
 

@@ -1,5 +1,6 @@
 // Command starter is the operators' CLI: list and inspect subscriptions, change plan or seats, cancel,
-// approve an activation, run a reconciliation, and set a Temporal cluster up for the engine. It talks to
+// approve an activation, report metered usage, run a reconciliation, and set a Temporal cluster up for the
+// engine. It talks to
 // Temporal only (TEMPORAL_* variables, README.md "Configuration").
 //
 // Exit codes: 0 done; 1 failed (Temporal unreachable, unexpected error); 2 usage; 3 no such subscription;
@@ -28,6 +29,7 @@ import (
 
 	"saasengine/config"
 	"saasengine/devserver"
+	"saasengine/metering"
 	"saasengine/reconcile"
 	"saasengine/subscriptions"
 	"saasengine/workflows"
@@ -58,6 +60,11 @@ Commands:
   change-quantity <id> <quantity>
   cancel <id>          cancel at Microsoft (DELETE), then deprovision
   approve <id>         approve a pending activation, or retry a failed one
+  report-usage <id> <dimension> <quantity>
+                       report metered usage (--time RFC3339, default now; --plan, default the
+                       subscription's current plan; --id, an idempotency ID that makes sending it
+                       again safe); posted to Microsoft once its hour has closed
+  show-usage <id>      the subscription's meter: open hours and recent outcomes
   reconcile            start a reconciliation now (--wait to wait for its report)
   setup                register the search attributes and the reconciliation schedule
                        (--create-namespace on a self-hosted cluster; --reconcile-interval)
@@ -82,7 +89,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	asJSON := fs.Bool("json", false, "print JSON")
 	status := fs.String("status", "", "list: only this status (PendingFulfillmentStart, Subscribed, Suspended, Unsubscribed)")
 	offer := fs.String("offer", "", "list: only this offer")
-	plan := fs.String("plan", "", "list: only this plan")
+	plan := fs.String("plan", "", "list: only this plan; report-usage: the plan to bill")
+	usageTime := fs.String("time", "", "report-usage: when the usage happened (RFC3339; default now)")
+	reportID := fs.String("id", "", "report-usage: idempotency ID of the report")
 	limit := fs.Int("limit", 100, "list: at most this many")
 	wait := fs.Bool("wait", false, "reconcile: wait for the run's report")
 	createNS := fs.Bool("create-namespace", false, "setup: create the namespace if missing (self-hosted clusters)")
@@ -95,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return exitUsage
 	}
-	need := map[string]int{"list": 0, "show": 1, "change-plan": 2, "change-quantity": 2, "cancel": 1, "approve": 1, "reconcile": 0, "setup": 0}
+	need := map[string]int{"list": 0, "show": 1, "change-plan": 2, "change-quantity": 2, "cancel": 1, "approve": 1, "report-usage": 3, "show-usage": 1, "reconcile": 0, "setup": 0}
 	n, known := need[cmd]
 	if !known {
 		fmt.Fprintf(stderr, "starter: unknown command %q\n\n%s", cmd, usage)
@@ -123,6 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		defer c.Close()
 	}
 	subs := subscriptions.New(c, tc.TaskQueue, workflows.Options{})
+	meter := metering.Client{Temporal: c, TaskQueue: tc.TaskQueue}
 	out := printer{w: stdout, json: *asJSON}
 
 	var result any
@@ -160,6 +170,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		result, err = subs.Cancel(ctx, pos[0])
 	case "approve":
 		result, err = subs.Approve(ctx, pos[0])
+	case "report-usage":
+		u := metering.Usage{ID: *reportID, Dimension: pos[1], PlanID: *plan}
+		var perr error
+		if u.Quantity, perr = strconv.ParseFloat(pos[2], 64); perr != nil {
+			fmt.Fprintf(stderr, "starter report-usage: %q is not a number\n", pos[2])
+			return exitUsage
+		}
+		if *usageTime != "" {
+			if u.Time, perr = time.Parse(time.RFC3339, *usageTime); perr != nil {
+				fmt.Fprintf(stderr, "starter report-usage: --time %q is not an RFC 3339 time\n", *usageTime)
+				return exitUsage
+			}
+		}
+		err = meter.Report(ctx, pos[0], u)
+		var invalid *metering.InvalidUsageError
+		if errors.As(err, &invalid) || errors.Is(err, metering.ErrInvalidSubscription) {
+			fmt.Fprintf(stderr, "starter report-usage: %v\n", err)
+			return exitUsage
+		}
+		result = map[string]string{"status": "Accepted", "meter": metering.WorkflowID(pos[0])}
+	case "show-usage":
+		result, err = meter.State(ctx, pos[0])
 	case "reconcile":
 		result, err = runReconcile(ctx, c, tc.TaskQueue, *wait)
 	case "setup":
@@ -193,6 +225,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func fail(stderr io.Writer, cmd string, err error) int {
 	var ce *subscriptions.CommandError
 	switch {
+	case errors.Is(err, metering.ErrNotFound):
+		fmt.Fprintf(stderr, "starter %s: no meter has run for this subscription in the last day\n", cmd)
+		return exitNotFound
 	case errors.Is(err, subscriptions.ErrNotFound):
 		fmt.Fprintf(stderr, "starter %s: no such subscription\n", cmd)
 		return exitNotFound

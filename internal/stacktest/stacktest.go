@@ -23,6 +23,7 @@ import (
 	"saasengine/emulator/emulatortest"
 	"saasengine/engine"
 	"saasengine/entra"
+	"saasengine/metering"
 	"saasengine/provisioning"
 	"saasengine/subscriptions"
 	"saasengine/webhook/server"
@@ -42,6 +43,9 @@ type Options struct {
 	ConfigureEmulator func(*emulator.Config)
 	// ConfigureServer edits the HTTP server's configuration before it starts.
 	ConfigureServer func(*server.Config)
+	// Metering are the options of the metering workflows the HTTP side starts (a short Grace keeps tests
+	// quick).
+	Metering metering.Options
 	// NoWorker leaves the worker stopped; call StartWorker.
 	NoWorker bool
 	// Logger defaults to the test's logger at info level.
@@ -55,6 +59,7 @@ type Stack struct {
 	TaskQueue   string
 	Emu         *emulatortest.Env
 	Subs        *subscriptions.Client
+	Meter       metering.Client
 	Provisioner *provisioning.Demo
 	HTTP        *httptest.Server
 	Server      *server.Server
@@ -98,6 +103,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	demo.MaxQuantity = opts.DemoMaxQuantity
 	s.Provisioner = demo
 	s.Subs = subscriptions.New(c, s.TaskQueue, opts.Workflow)
+	s.Meter = metering.Client{Temporal: c, TaskQueue: s.TaskQueue, Options: opts.Metering}
 
 	validator, err := entra.NewValidator(entra.Config{Authority: s.Emu.Emulator.Authority(), TenantID: emulator.DemoTenantID, Audience: emulator.DemoAppID})
 	if err != nil {
@@ -106,6 +112,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	cfg := server.Config{
 		Validator:     validator,
 		Subscriptions: server.Temporal{Client: s.Subs},
+		Meter:         s.Meter,
 		Resolver:      s.Emu.Client,
 		AdminToken:    AdminToken,
 		Ready: func(ctx context.Context) error {

@@ -73,6 +73,9 @@ type Config struct {
 	WebhookBudget time.Duration
 
 	Subscriptions Subscriptions
+	// Meter takes usage reports for the admin API and shows the meters; nil leaves
+	// /admin/subscriptions/{id}/usage out.
+	Meter Meter
 	// Resolver resolves landing-page purchase tokens.
 	Resolver Resolver
 	// SignIn, when set, runs before the landing page: the seam for Entra ID sign-in of the buyer.
@@ -186,6 +189,10 @@ func (s *Server) routes() {
 		a.HandleFunc("/subscriptions/{id}/cancel", s.adminAuth(s.adminCancel)).Methods(http.MethodPost)
 		a.HandleFunc("/subscriptions/{id}/approve", s.adminAuth(s.adminApprove)).Methods(http.MethodPost)
 		a.HandleFunc("/reconcile", s.adminAuth(s.adminReconcile)).Methods(http.MethodPost)
+		if s.cfg.Meter != nil {
+			a.HandleFunc("/subscriptions/{id}/usage", s.adminAuth(s.adminReportUsage)).Methods(http.MethodPost)
+			a.HandleFunc("/subscriptions/{id}/usage", s.adminAuth(s.adminUsage)).Methods(http.MethodGet)
+		}
 	}
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)

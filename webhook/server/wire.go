@@ -11,6 +11,7 @@ import (
 
 	"saasengine/config"
 	"saasengine/entra"
+	"saasengine/metering"
 	"saasengine/subscriptions"
 	"saasengine/workflows"
 )
@@ -24,6 +25,7 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 		DecisionWait:          wc.DecisionWait,
 		CommandWait:           wc.CommandWait,
 		Subscriptions:         Temporal{Client: subscriptions.New(c, tc.TaskQueue, workflows.Options{RequireApproval: wc.RequireApproval})},
+		Meter:                 metering.Client{Temporal: c, TaskQueue: tc.TaskQueue},
 		Resolver:              resolver,
 		SessionKey:            []byte(wc.SessionKey),
 		AdminToken:            wc.AdminToken,

@@ -1,0 +1,85 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+)
+
+// Client reports usage to the metering workflows; the admin API, the operator CLI and the ISV's own Go
+// services use it.
+type Client struct {
+	Temporal  client.Client
+	TaskQueue string
+	// Options go to workflows this client starts.
+	Options Options
+	// Now is the clock reports are checked against; default time.Now.
+	Now func() time.Time
+}
+
+// ErrNotFound means no metering workflow has run for the subscription recently.
+var ErrNotFound = errors.New("metering: no metering workflow for this subscription")
+
+// Report checks the reports (see Usage.Check; a zero Time becomes now) and hands them to the
+// subscription's metering workflow in one signal, starting the workflow if it is not running: either all
+// of them are recorded or, on error, none. A refused report is an *InvalidUsageError and nothing is sent.
+// Give reports an ID to make sending them again after an error safe.
+func (c Client) Report(ctx context.Context, subscriptionID string, reports ...Usage) error {
+	if !validSubscriptionID(subscriptionID) {
+		return ErrInvalidSubscription
+	}
+	if len(reports) == 0 || len(reports) > MaxReports {
+		return &InvalidUsageError{Reason: fmt.Sprintf("send 1 to %d reports at a time, not %d", MaxReports, len(reports))}
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	t := now().UTC()
+	out := make([]Usage, len(reports))
+	for i, u := range reports {
+		if u.Time.IsZero() {
+			u.Time = t
+		}
+		u.Time = u.Time.UTC()
+		if err := u.Check(t); err != nil {
+			return &InvalidUsageError{Index: i, Reason: err.Error()}
+		}
+		out[i] = u
+	}
+	opts := client.StartWorkflowOptions{
+		ID:        WorkflowID(subscriptionID),
+		TaskQueue: c.TaskQueue,
+		// Join the running meter; start a new one after an idle meter ended (or one failed).
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}
+	in := Input{SubscriptionID: subscriptionID, Options: c.Options}
+	if _, err := c.Temporal.SignalWithStartWorkflow(ctx, opts.ID, SignalUsage, out, opts, WorkflowType, in); err != nil {
+		return fmt.Errorf("reporting usage of subscription %s: %w", subscriptionID, err)
+	}
+	return nil
+}
+
+// State queries the subscription's metering workflow: open buckets and recent outcomes. A meter that
+// ended (idle) answers with its last state.
+func (c Client) State(ctx context.Context, subscriptionID string) (State, error) {
+	v, err := c.Temporal.QueryWorkflow(ctx, WorkflowID(subscriptionID), "", QueryState)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return State{}, ErrNotFound
+		}
+		return State{}, fmt.Errorf("querying the meter of subscription %s: %w", subscriptionID, err)
+	}
+	var st State
+	if err := v.Get(&st); err != nil {
+		return State{}, fmt.Errorf("decoding the meter's state: %w", err)
+	}
+	return st, nil
+}
