@@ -138,7 +138,7 @@ func (c *Client) Land(ctx context.Context, sub marketplace.Subscription) (*workf
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	st, err := c.State(qctx, sub.ID)
-	if err != nil && qctx.Err() != nil && ctx.Err() == nil {
+	if err != nil && outOfTime(ctx, qctx, err) {
 		return nil, nil
 	}
 	return st, err
