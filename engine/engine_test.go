@@ -2,9 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"saasengine/config"
 	"saasengine/emulator"
 	"saasengine/engine"
+	"saasengine/internal/promtest"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
@@ -184,15 +182,8 @@ func TestSDKMetricsReachPrometheus(t *testing.T) {
 	if err := subscriptions.New(c, s.TaskQueue, workflows.Options{}).Snapshot(context.Background(), sub); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(m.HTTPHandler())
-	defer srv.Close()
 	waitUntil(t, "SDK metrics", func() bool {
-		resp, err := http.Get(srv.URL)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), "temporal_workflow_task_execution_latency") || strings.Contains(string(b), "temporal_activity_execution_latency")
+		page := promtest.Scrape(t, m.HTTPHandler())
+		return strings.Contains(page, "temporal_workflow_task_execution_latency") || strings.Contains(page, "temporal_activity_execution_latency")
 	})
 }

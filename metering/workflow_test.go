@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http/httptest"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"saasengine/config"
+	"saasengine/internal/promtest"
 	"saasengine/marketplace"
 	"saasengine/metering"
 )
@@ -309,18 +307,10 @@ func TestAPermanentRefusalIsRecordedAndNotRetried(t *testing.T) {
 		t.Errorf("totals %+v", st.Totals)
 	}
 
-	srv := httptest.NewServer(m.HTTPHandler())
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for outcome, want := range map[string]string{"accepted": "1", "rejected": "1"} {
-		mm := regexp.MustCompile(`(?m)^saas_metering_events{[^}]*outcome="` + outcome + `"[^}]*} (\S+)$`).FindSubmatch(body)
-		if mm == nil || string(mm[1]) != want {
-			t.Errorf("saas_metering_events{outcome=%q}: got %q, want %s\n%s", outcome, mm, want, body)
+	page := promtest.Scrape(t, m.HTTPHandler())
+	for outcome, want := range map[string]float64{"accepted": 1, "rejected": 1} {
+		if got, ok := promtest.Value(page, "saas_metering_events", map[string]string{"outcome": outcome}); !ok || got != want {
+			t.Errorf("saas_metering_events{outcome=%q}: got %v (found %v), want %v\n%s", outcome, got, ok, want, page)
 		}
 	}
 }

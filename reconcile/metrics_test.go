@@ -2,9 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"io"
-	"net/http/httptest"
-	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -12,6 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"saasengine/config"
+	"saasengine/internal/promtest"
 	"saasengine/marketplace"
 	"saasengine/reconcile"
 )
@@ -82,29 +80,26 @@ func TestReconciliationMetricsReachPrometheus(t *testing.T) {
 		t.Fatalf("report %s", rep)
 	}
 
-	srv := httptest.NewServer(m.HTTPHandler())
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for series, want := range map[string]string{
-		`saas_reconciliation_subscriptions{[^}]*outcome="in_sync"[^}]*}`: "1",
-		`saas_reconciliation_subscriptions{[^}]*outcome="healed"[^}]*}`:  "2",
-		`saas_reconciliation_subscriptions{[^}]*outcome="adopted"[^}]*}`: "1",
-		`saas_reconciliation_drift{[^}]*kind="plan"[^}]*}`:               "1",
-		`saas_reconciliation_drift{[^}]*kind="quantity"[^}]*}`:           "1",
-		`saas_reconciliation_drift{[^}]*kind="unknownToUs"[^}]*}`:        "1",
-		`saas_reconciliation_runs{[^}]*}`:                                "1",
+	page := promtest.Scrape(t, m.HTTPHandler())
+	for _, c := range []struct {
+		metric, label, value string
+		want                 float64
+	}{
+		{reconcile.MetricSubscriptions, "outcome", "in_sync", 1},
+		{reconcile.MetricSubscriptions, "outcome", "healed", 2},
+		{reconcile.MetricSubscriptions, "outcome", "adopted", 1},
+		{reconcile.MetricDrift, "kind", "plan", 1},
+		{reconcile.MetricDrift, "kind", "quantity", 1},
+		{reconcile.MetricDrift, "kind", reconcile.DriftUnknown, 1},
 	} {
-		m := regexp.MustCompile(`(?m)^` + series + ` (\S+)$`).FindSubmatch(body)
-		if m == nil || string(m[1]) != want {
-			t.Errorf("%s: got %q, want %s", series, m, want)
+		if got, ok := promtest.Value(page, c.metric, map[string]string{c.label: c.value}); !ok || got != c.want {
+			t.Errorf("%s{%s=%q}: got %v (found %v), want %v", c.metric, c.label, c.value, got, ok, c.want)
 		}
 	}
+	if got, ok := promtest.Value(page, reconcile.MetricRuns, nil); !ok || got != 1 {
+		t.Errorf("%s: got %v (found %v), want 1", reconcile.MetricRuns, got, ok)
+	}
 	if t.Failed() {
-		t.Logf("metrics:\n%s", body)
+		t.Logf("metrics:\n%s", page)
 	}
 }
