@@ -5,13 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/worker"
-
 	"saasengine/emulator"
-	"saasengine/engine"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/reconcile"
 	"saasengine/workflows"
 )
 
@@ -19,25 +15,12 @@ import (
 // REQUIRE_APPROVAL, once the buyer confirms: the worker hands its workflow options (engine.Deps.Workflow)
 // to the workflows reconciliation starts, so an operator's approve is still needed.
 func TestReconciliationKeepsApprovalAndConfirmation(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{NoWorker: true, Workflow: workflows.Options{RequireApproval: true}})
-	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: s.Provisioner,
-		Workflow: workflows.Options{RequireApproval: true}}, worker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	// stacktest's worker is built by engine.NewWorker with the stack's workflow options as Deps.Workflow.
+	s := stacktest.Start(t, stacktest.Options{Workflow: workflows.Options{RequireApproval: true}})
 	id := s.Emu.Purchase(t, "basic", 0).SubscriptionID
-
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	run, err := reconcile.Start(ctx, s.Client, s.TaskQueue)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep reconcile.Report
-	if err := run.Get(ctx, &rep); err != nil {
-		t.Fatalf("reconciliation: %v", err)
-	}
+	s.Reconcile(t, 2*time.Minute)
 	s.WaitState(t, id, "waiting for confirmation", func(st workflows.State) bool {
 		return st.Phase == workflows.PhaseAwaitingConfirmation
 	})

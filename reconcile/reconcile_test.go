@@ -15,22 +15,7 @@ import (
 
 func runReconciliation(t testing.TB, s *stacktest.Stack) reconcile.Report {
 	t.Helper()
-	return runReconciliationWithin(t, s, 5*time.Minute)
-}
-
-func runReconciliationWithin(t testing.TB, s *stacktest.Stack, d time.Duration) reconcile.Report {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	run, err := reconcile.Start(ctx, s.Client, s.TaskQueue)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep reconcile.Report
-	if err := run.Get(ctx, &rep); err != nil {
-		t.Fatalf("reconciliation: %v", err)
-	}
-	return rep
+	return s.Reconcile(t, 5*time.Minute)
 }
 
 // agrees reports whether the workflow's view matches Microsoft's on what reconciliation compares.
@@ -220,13 +205,13 @@ func benchmarkReconcile(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	first := runReconciliationWithin(b, s, 45*time.Minute)
+	first := s.Reconcile(b, 45*time.Minute)
 	if first.Adopted != n {
 		b.Fatalf("adoption: %s", first)
 	}
 	// Wait until every adopted workflow has settled before timing steady-state runs.
 	for {
-		rep := runReconciliationWithin(b, s, 45*time.Minute)
+		rep := s.Reconcile(b, 45*time.Minute)
 		if rep.InSync == n {
 			break
 		}
@@ -237,7 +222,7 @@ func benchmarkReconcile(b *testing.B, n int) {
 	adopt := time.Since(start)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rep := runReconciliationWithin(b, s, 45*time.Minute)
+		rep := s.Reconcile(b, 45*time.Minute)
 		if rep.InSync != n {
 			b.Fatalf("run %d: %s", i, rep)
 		}

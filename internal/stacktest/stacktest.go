@@ -25,6 +25,7 @@ import (
 	"saasengine/entra"
 	"saasengine/metering"
 	"saasengine/provisioning"
+	"saasengine/reconcile"
 	"saasengine/subscriptions"
 	"saasengine/webhook/server"
 	"saasengine/workflows"
@@ -201,4 +202,20 @@ func (s *Stack) Activated(t testing.TB, planID string, quantity int64) string {
 	}
 	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool { return st.Status == "Subscribed" && st.Phase == workflows.PhaseIdle })
 	return p.SubscriptionID
+}
+
+// Reconcile runs one reconciliation to its end, failing the test if it fails or takes longer than within.
+func (s *Stack) Reconcile(t testing.TB, within time.Duration) reconcile.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	run, err := reconcile.Start(ctx, s.Client, s.TaskQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep reconcile.Report
+	if err := run.Get(ctx, &rep); err != nil {
+		t.Fatalf("reconciliation: %v", err)
+	}
+	return rep
 }
