@@ -143,7 +143,8 @@ func agree(st workflows.State, ms marketplace.Subscription) bool {
 
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	env := map[string]string{"METRICS_ADDR": "off", "LOG_LEVEL": "warn", "PROVISIONING_DEMO_MAX_QUANTITY": "100", "RECONCILE_INTERVAL": "off"}
+	env := map[string]string{"METRICS_ADDR": "off", "LOG_LEVEL": "warn", "PROVISIONING_DEMO_MAX_QUANTITY": "100", "RECONCILE_INTERVAL": "off",
+		"METERING_GRACE": "1s"}
 	opts := Options{
 		DataDir: dir, TemporalPort: port(freeAddr(t)), UIPort: -1,
 		EmulatorAddr: freeAddr(t), HTTPAddr: freeAddr(t),
@@ -239,6 +240,38 @@ func TestEndToEnd(t *testing.T) {
 			t.Parallel()
 			e := e2e{t: t, stack: stack}
 			record("untouched", e.buy("team", 5))
+		})
+		t.Run("metered-usage", func(t *testing.T) {
+			t.Parallel()
+			e := e2e{t: t, stack: stack}
+			id := e.buy("metered", 0)
+			record("metered", id)
+			// Two reports for an hour that has closed, one more with the same idempotency ID (a retry).
+			hour := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
+			body := fmt.Sprintf(`[{"id":"r1","dimension":"api_calls","quantity":3,"time":%q},
+				{"id":"r2","dimension":"api_calls","quantity":4.5,"time":%q},
+				{"id":"r1","dimension":"api_calls","quantity":3,"time":%q}]`,
+				hour.Add(5*time.Minute).Format(time.RFC3339), hour.Add(50*time.Minute).Format(time.RFC3339), hour.Add(5*time.Minute).Format(time.RFC3339))
+			if code := e.call("POST", stack.HTTPURL+"/admin/subscriptions/"+id+"/usage", body, true, nil); code != http.StatusAccepted {
+				t.Fatalf("usage report: %d", code)
+			}
+			// Microsoft receives one event for the hour, with the reports summed once each.
+			e.waitFor("usage at Microsoft", func() bool {
+				var st struct {
+					Usage []marketplace.UsageEventResult `json:"usage"`
+				}
+				e.call("GET", stack.EmulatorURL+"/control/state", "", false, &st)
+				n := 0
+				for _, u := range st.Usage {
+					if u.ResourceID == id {
+						n++
+						if u.Status != marketplace.UsageAccepted || u.Quantity != 7.5 || u.Dimension != "api_calls" || !u.EffectiveStartTime.Equal(hour) {
+							t.Fatalf("usage at Microsoft: %+v", u)
+						}
+					}
+				}
+				return n == 1
+			})
 		})
 	})
 	if t.Failed() {

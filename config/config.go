@@ -214,6 +214,7 @@ type Webhook struct {
 	SessionKey      string        // SESSION_KEY: signs landing-page CSRF tokens and status links; share it between replicas
 	DecisionWait    time.Duration // WEBHOOK_DECISION_WAIT
 	CommandWait     time.Duration // ADMIN_COMMAND_WAIT: how long an admin command waits before answering 202
+	MeteringGrace   time.Duration // METERING_GRACE: see MeteringGrace
 	RequireApproval bool          // REQUIRE_APPROVAL: activations wait for an operator's approval
 }
 
@@ -250,6 +251,9 @@ func WebhookFromEnv(g Getenv) (Webhook, error) {
 	if w.CommandWait <= 0 || w.CommandWait >= 30*time.Second {
 		return w, errors.New("ADMIN_COMMAND_WAIT must be positive and below the server's 30s write timeout")
 	}
+	if w.MeteringGrace, err = MeteringGrace(g); err != nil {
+		return w, err
+	}
 	switch w.Auth {
 	case "entra":
 		if w.TenantID == "" || w.AppID == "" {
@@ -274,6 +278,16 @@ func ReconcileInterval(g Getenv) (time.Duration, error) {
 	d, err := g.duration("RECONCILE_INTERVAL", time.Hour)
 	if err == nil && d < time.Minute {
 		err = errors.New("RECONCILE_INTERVAL must be at least 1m (or off)")
+	}
+	return d, err
+}
+
+// MeteringGrace is how long a closed hour's usage waits for late reports before it is posted to Microsoft
+// (METERING_GRACE, default 5m). Whoever starts a subscription's meter (the admin API, the CLI) sets it.
+func MeteringGrace(g Getenv) (time.Duration, error) {
+	d, err := g.duration("METERING_GRACE", 5*time.Minute)
+	if err == nil && (d <= 0 || d >= time.Hour) {
+		err = errors.New("METERING_GRACE must be positive and under an hour (Microsoft takes an hour's usage for 24 hours)")
 	}
 	return d, err
 }

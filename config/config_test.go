@@ -103,6 +103,20 @@ func TestWebhookWaits(t *testing.T) {
 	}
 }
 
+func TestMeteringGrace(t *testing.T) {
+	if d, err := MeteringGrace(env(nil)); err != nil || d != 5*time.Minute {
+		t.Fatalf("default %v %v", d, err)
+	}
+	if d, err := MeteringGrace(env(map[string]string{"METERING_GRACE": "30s"})); err != nil || d != 30*time.Second {
+		t.Fatalf("30s: %v %v", d, err)
+	}
+	for _, bad := range []string{"2h", "0s", "-1m", "soon"} {
+		if _, err := MeteringGrace(env(map[string]string{"METERING_GRACE": bad})); err == nil {
+			t.Errorf("METERING_GRACE=%s accepted", bad)
+		}
+	}
+}
+
 // The webhook server's client comes up without Temporal (its /readyz says 503 meanwhile); the eager one
 // the other binaries use refuses to start.
 func TestDialLazyComesUpWithoutTemporal(t *testing.T) {

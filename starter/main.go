@@ -132,7 +132,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		defer c.Close()
 	}
 	subs := subscriptions.New(c, tc.TaskQueue, workflows.Options{})
-	meter := metering.Client{Temporal: c, TaskQueue: tc.TaskQueue}
+	grace, err := config.MeteringGrace(config.Getenv(getenv))
+	if err != nil {
+		fmt.Fprintln(stderr, "starter:", err)
+		return exitUsage
+	}
+	meter := metering.Client{Temporal: c, TaskQueue: tc.TaskQueue, Options: metering.Options{Grace: grace}}
 	out := printer{w: stdout, json: *asJSON}
 
 	var result any

@@ -25,7 +25,7 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 		DecisionWait:          wc.DecisionWait,
 		CommandWait:           wc.CommandWait,
 		Subscriptions:         Temporal{Client: subscriptions.New(c, tc.TaskQueue, workflows.Options{RequireApproval: wc.RequireApproval})},
-		Meter:                 metering.Client{Temporal: c, TaskQueue: tc.TaskQueue},
+		Meter:                 metering.Client{Temporal: c, TaskQueue: tc.TaskQueue, Options: metering.Options{Grace: wc.MeteringGrace}},
 		Resolver:              resolver,
 		SessionKey:            []byte(wc.SessionKey),
 		AdminToken:            wc.AdminToken,
