@@ -445,7 +445,7 @@ func (r *runner) onEvent(ctx workflow.Context, ev marketplace.WebhookEvent, it *
 	}
 	reads := activities.MarketplaceReadOptions()
 	if it != nil {
-		reads = activities.DecideOptions() // the answer is due within seconds
+		reads = activities.VerifyOptions() // the answer is due within seconds
 	}
 	op, err := r.getOperation(ctx, reads, ev.ID)
 	if err != nil && it != nil && !isNotFound(err) {
