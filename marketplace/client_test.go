@@ -221,32 +221,11 @@ func TestDevTokenSourceClaims(t *testing.T) {
 // token request with the Marketplace scope, and MSAL's cache serving the second call.
 func TestMSALTokenSource(t *testing.T) {
 	var tokenCalls atomic.Int32
-	var srv *httptest.Server
-	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
-			json.NewEncoder(w).Encode(map[string]any{
-				"token_endpoint":         srv.URL + "/tenant-1/oauth2/v2.0/token",
-				"authorization_endpoint": srv.URL + "/tenant-1/oauth2/v2.0/authorize",
-				"issuer":                 srv.URL + "/tenant-1/v2.0",
-			})
-		case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
-			tokenCalls.Add(1)
-			if err := r.ParseForm(); err != nil {
-				t.Error(err)
-			}
-			if r.Form.Get("grant_type") != "client_credentials" || !strings.Contains(" "+r.Form.Get("scope")+" ", " "+Scope+" ") || r.Form.Get("client_secret") != "s3cret" {
-				w.WriteHeader(http.StatusBadRequest)
-				json.NewEncoder(w).Encode(map[string]any{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
-				return
-			}
-			json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": "access-token-1"})
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
+	srv := fakeEntra(t, grant(func(r *http.Request) bool {
+		tokenCalls.Add(1)
+		return r.Form.Get("grant_type") == "client_credentials" && strings.Contains(" "+r.Form.Get("scope")+" ", " "+Scope+" ") &&
+			r.Form.Get("client_secret") == "s3cret"
+	}, "access-token-1"))
 
 	src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
 	if err != nil {
@@ -297,34 +276,20 @@ func TestMSALTokenEndpointFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var srv *httptest.Server
-			srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				switch {
-				case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
-					w.Header().Set("Content-Type", "application/json")
-					json.NewEncoder(w).Encode(map[string]any{
-						"token_endpoint":         srv.URL + "/tenant-1/oauth2/v2.0/token",
-						"authorization_endpoint": srv.URL + "/tenant-1/oauth2/v2.0/authorize",
-						"issuer":                 srv.URL + "/tenant-1/v2.0",
-					})
-				case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
-					if tc.status == 0 {
-						if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
-							conn.Close()
-						}
-						return
+			srv := fakeEntra(t, func(w http.ResponseWriter, r *http.Request) {
+				if tc.status == 0 {
+					if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+						conn.Close()
 					}
-					if tc.retryAfter != "" {
-						w.Header().Set("Retry-After", tc.retryAfter)
-					}
-					w.Header().Set("Content-Type", "application/json")
-					w.WriteHeader(tc.status)
-					json.NewEncoder(w).Encode(map[string]any{"error": "failure", "error_description": "AADSTS-test: " + tc.name})
-				default:
-					http.NotFound(w, r)
+					return
 				}
-			}))
-			defer srv.Close()
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				_ = json.NewEncoder(w).Encode(map[string]any{"error": "failure", "error_description": "AADSTS-test: " + tc.name})
+			})
 			src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
 			if err != nil {
 				t.Fatal(err)
