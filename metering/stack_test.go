@@ -3,7 +3,6 @@ package metering_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,15 +25,7 @@ func postUsage(t *testing.T, s *stacktest.Stack, subscriptionID string, body any
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, s.HTTP.URL+"/admin/subscriptions/"+subscriptionID+"/usage", strings.NewReader(string(b)))
-	req.Header.Set("Authorization", "Bearer "+stacktest.AdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
+	resp, out := s.Admin(t, http.MethodPost, "/admin/subscriptions/"+subscriptionID+"/usage", stacktest.AdminToken, string(b))
 	return resp.StatusCode, string(out)
 }
 
@@ -112,15 +103,9 @@ func TestMeteringThroughTheAdminAPIReachesTheEmulator(t *testing.T) {
 		}
 	}
 	// The admin API shows the same state.
-	req, _ := http.NewRequest(http.MethodGet, s.HTTP.URL+"/admin/subscriptions/"+id+"/usage", nil)
-	req.Header.Set("Authorization", "Bearer "+stacktest.AdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := s.Admin(t, http.MethodGet, "/admin/subscriptions/"+id+"/usage", stacktest.AdminToken, "")
 	var shown metering.State
-	_ = json.NewDecoder(resp.Body).Decode(&shown)
-	resp.Body.Close()
+	_ = json.Unmarshal(body, &shown)
 	if resp.StatusCode != http.StatusOK || shown.Totals != st.Totals || len(shown.Recent) != len(st.Recent) {
 		t.Errorf("GET usage: %d %+v", resp.StatusCode, shown)
 	}

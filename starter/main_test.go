@@ -13,16 +13,21 @@ import (
 	"saasengine/workflows"
 )
 
-func TestCLIAgainstTheEngine(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{DemoMaxQuantity: 100})
+// cliOn runs the CLI in process against the stack's Temporal, as a shell would: exit code, stdout, stderr.
+func cliOn(s *stacktest.Stack) func(args ...string) (int, string, string) {
 	env := map[string]string{"TEMPORAL_NAMESPACE": s.Temporal.GetDefaultNamespace()}
-	cli := func(args ...string) (int, string, string) {
+	return func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		code := run(ctx, args, &out, &errb, func(k string) string { return env[k] }, s.Client)
 		return code, out.String(), errb.String()
 	}
+}
+
+func TestCLIAgainstTheEngine(t *testing.T) {
+	s := stacktest.Start(t, stacktest.Options{DemoMaxQuantity: 100})
+	cli := cliOn(s)
 	id := s.Activated(t, "team", 10)
 
 	if code, out, _ := cli("--help"); code != exitOK || !strings.Contains(out, "change-quantity") {
@@ -97,14 +102,7 @@ func TestCLIAgainstTheEngine(t *testing.T) {
 
 func TestCLIReportsUsage(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{Metering: metering.Options{Grace: time.Second}})
-	env := map[string]string{"TEMPORAL_NAMESPACE": s.Temporal.GetDefaultNamespace()}
-	cli := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		code := run(ctx, args, &out, &errb, func(k string) string { return env[k] }, s.Client)
-		return code, out.String(), errb.String()
-	}
+	cli := cliOn(s)
 	if code, out, _ := cli("--help"); code != exitOK || !strings.Contains(out, "report-usage <id> <dimension> <quantity>") {
 		t.Fatalf("--help: %d %s", code, out)
 	}

@@ -6,8 +6,11 @@ package stacktest
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -218,4 +221,28 @@ func (s *Stack) Reconcile(t testing.TB, within time.Duration) reconcile.Report {
 		t.Fatalf("reconciliation: %v", err)
 	}
 	return rep
+}
+
+// Admin calls the HTTP server's admin API with token as bearer (none when empty) and a JSON body, and
+// returns the answer with its body read.
+func (s *Stack) Admin(t testing.TB, method, path, token, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.HTTP.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }

@@ -260,15 +260,8 @@ func TestAdminCommandPastItsWaitAnswers202(t *testing.T) {
 	id := s.Activated(t, "team", 10)
 
 	var got struct{ Status, OperationID, Message, Subscription string }
-	req, _ := http.NewRequest("POST", s.HTTP.URL+"/admin/subscriptions/"+id+"/quantity", strings.NewReader(`{"quantity":25}`))
-	req.Header.Set("Authorization", "Bearer "+stacktest.AdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+	resp, body := s.Admin(t, "POST", "/admin/subscriptions/"+id+"/quantity", stacktest.AdminToken, `{"quantity":25}`)
+	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
 	want := "/admin/subscriptions/" + id

@@ -78,20 +78,7 @@ func noWorkflow(t *testing.T, s *stacktest.Stack, subID string) {
 // admin calls the admin API and decodes the answer into out.
 func admin(t *testing.T, s *stacktest.Stack, method, path, token, body string, out any) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.HTTP.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := s.Admin(t, method, path, token, body)
 	if out != nil {
 		_ = json.Unmarshal(b, out)
 	}
