@@ -88,7 +88,7 @@ func (a *Activities) PostUsage(ctx context.Context, in PostInput) ([]ItemResult,
 	// order alone; an event without an answer stays open and is posted again.
 	byKey := make(map[string]marketplace.UsageEventResult, len(res.Result))
 	for i, r := range res.Result {
-		k := r.Dimension + "|" + r.EffectiveStartTime.UTC().Truncate(time.Hour).Format(time.RFC3339)
+		k := hourKey(r.Dimension, r.EffectiveStartTime.Time)
 		if r.Dimension == "" && i < len(events) {
 			k = eventKey(events[i])
 		}
@@ -114,6 +114,9 @@ func (a *Activities) PostUsage(ctx context.Context, in PostInput) ([]ItemResult,
 	return out, nil
 }
 
-func eventKey(ev marketplace.UsageEvent) string {
-	return ev.Dimension + "|" + ev.EffectiveStartTime.UTC().Truncate(time.Hour).Format(time.RFC3339)
+func eventKey(ev marketplace.UsageEvent) string { return hourKey(ev.Dimension, ev.EffectiveStartTime.Time) }
+
+// hourKey names a dimension's clock hour, the unit Microsoft keeps one event for.
+func hourKey(dimension string, t time.Time) string {
+	return dimension + "|" + t.UTC().Truncate(time.Hour).Format(time.RFC3339)
 }
