@@ -96,13 +96,16 @@ func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, 
 	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(ev.SubscriptionID), workflows.WorkflowType, in)
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	// The deadline travels with the update: verifying and deciding share what is left of the wait,
+	// however long the update queued before a worker took it.
+	deadline, _ := wctx.Deadline()
 	h, err := c.temporal.UpdateWithStartWorkflow(wctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			// One update per operation: a redelivery joins the first one instead of deciding twice.
 			UpdateID:     "decide-change/" + ev.ID,
 			UpdateName:   workflows.UpdateDecideChange,
-			Args:         []any{ev},
+			Args:         []any{workflows.DecideRequest{Event: ev, Deadline: deadline}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
