@@ -50,7 +50,7 @@ func (r *runner) retry(ctx workflow.Context) {
 			r.st.SetPhase(r.now(ctx), PhaseIdle, "deprovisioning retried")
 		}
 	case AttentionTenantSync:
-		r.st.Attention = "" // syncTenant runs again; it clears LastError when it succeeds
+		r.st.Attention, r.st.LastError = "", "" // syncTenant runs again
 	}
 }
 

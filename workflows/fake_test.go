@@ -26,6 +26,8 @@ type fakeMarket struct {
 	nextID  int
 	// lose makes the next writes of a method create their operation, then fail as if the answer was lost.
 	lose map[string]int
+	// completeLost makes an operation whose answer was lost succeed at once (no longer outstanding).
+	completeLost bool
 	// lag delays what Get subscription shows after a change, as Microsoft's reads lag its operations.
 	lag   time.Duration
 	shown map[string][]shownAt
@@ -281,6 +283,10 @@ func (f *fakeMarket) start(method, subID string, action marketplace.Action, plan
 	f.end[op.ID] = f.outcome
 	if f.lose[method] > 0 {
 		f.lose[method]--
+		if f.completeLost {
+			op.Status = marketplace.OperationSucceeded
+			f.apply(op)
+		}
 		return "", &marketplace.Error{Op: method, StatusCode: 503, Retryable: true, Message: "answer lost"}
 	}
 	return op.ID, nil
