@@ -130,7 +130,12 @@ func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminApprove(w http.ResponseWriter, r *http.Request) {
-	res, err := s.cfg.Subscriptions.Approve(r.Context(), mux.Vars(r)["id"])
+	res, err := s.cfg.Subscriptions.Approve(r.Context(), mux.Vars(r)["id"], s.cfg.CommandWait)
+	s.commandResult(w, r, res, err)
+}
+
+func (s *Server) adminRetry(w http.ResponseWriter, r *http.Request) {
+	res, err := s.cfg.Subscriptions.Retry(r.Context(), mux.Vars(r)["id"], s.cfg.CommandWait)
 	s.commandResult(w, r, res, err)
 }
 
