@@ -195,7 +195,7 @@ func (s *Server) commandFailed(w http.ResponseWriter, r *http.Request, err error
 	case errors.As(err, &ve):
 		status := http.StatusBadRequest
 		switch ve.Code {
-		case "Conflict", "ChangePending", "CommandQueued", "NotSubscribed", "Ended":
+		case "Conflict", "ChangePending", "CommandQueued", "NotSubscribed", "Ended", "NothingToRetry":
 			// The request was fine; the subscription's state is not.
 			status = http.StatusConflict
 		}
