@@ -22,30 +22,6 @@ func MarketplaceReadOptions() workflow.ActivityOptions {
 	}
 }
 
-// DecideOptions are for the decision on a change Microsoft announced: Microsoft auto-accepts after 10
-// seconds, and the webhook waits for the answer at most WEBHOOK_DECISION_WAIT (5 s by default, 7 s at
-// most), so the verify read and the ISV's decision share that: 2 s and 4 s, retries included.
-func DecideOptions() workflow.ActivityOptions {
-	return decideWithin(4 * time.Second)
-}
-
-// VerifyOptions are for the Get operation that verifies a change before it is decided (see DecideOptions).
-func VerifyOptions() workflow.ActivityOptions {
-	return decideWithin(2 * time.Second)
-}
-
-func decideWithin(d time.Duration) workflow.ActivityOptions {
-	return workflow.ActivityOptions{
-		StartToCloseTimeout:    d,
-		ScheduleToCloseTimeout: d,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    200 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Second,
-		},
-	}
-}
-
 // MarketplaceWriteOptions are for PATCH/DELETE of a subscription, which create operations: repeating one
 // blindly is not safe, so attempts are bounded; after an ambiguous failure the workflow looks for the
 // operation with ListOperations instead of sending the write again.

@@ -33,7 +33,7 @@ func TestReconciliationKeepsApprovalAndConfirmation(t *testing.T) {
 	if n := s.Emu.Emulator.Calls(emulator.EndpointActivate, id); n != 0 {
 		t.Fatalf("Activate called %d times before the operator's approval", n)
 	}
-	if _, err := s.Subs.Approve(ctx, id); err != nil {
+	if _, err := s.Subs.Approve(ctx, id, 0); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
 	s.WaitState(t, id, "Subscribed", func(st workflows.State) bool {

@@ -28,6 +28,17 @@ type Ours struct {
 	PendingOperationIDs []string
 	// Closed is true once the workflow ended (after Unsubscribe).
 	Closed bool
+	// Tenant is what the ISV's provisioning last applied, when the tenant exists.
+	Tenant *Tenant
+	// NeedsAttention is true while a failed phase waits for a retry.
+	NeedsAttention bool
+}
+
+// Tenant is the tenant's side of a subscription, as the workflow last applied it.
+type Tenant struct {
+	PlanID    string
+	Quantity  int64
+	Suspended bool
 }
 
 // Engine is what reconciliation asks of the subscription workflows.
@@ -196,6 +207,12 @@ func Compare(theirs marketplace.Subscription, ours Ours) []string {
 	}
 	if !theirs.Term.EndDate.IsZero() && !theirs.Term.EndDate.Time.Equal(ours.TermEnd) {
 		kinds = append(kinds, DriftTerm)
+	}
+	// The third side: the tenant must follow Microsoft too, and a failed phase waits for a retry that a
+	// snapshot gives.
+	if t := ours.Tenant; (t != nil && (t.PlanID != theirs.PlanID || t.Quantity != int64(theirs.Quantity) ||
+		t.Suspended != (theirs.Status == marketplace.StatusSuspended))) || ours.NeedsAttention {
+		kinds = append(kinds, DriftTenant)
 	}
 	return kinds
 }

@@ -43,6 +43,8 @@ const (
 	DriftTerm        = "term"
 	DriftOutstanding = "outstandingOperation"
 	DriftUnknown     = "unknownToUs"
+	// DriftTenant: the tenant differs from Microsoft, or a failed phase waits for a retry.
+	DriftTenant = "tenant"
 )
 
 // Report is what a run found and did.

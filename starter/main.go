@@ -60,6 +60,7 @@ Commands:
   change-quantity <id> <quantity>
   cancel <id>          cancel at Microsoft (DELETE), then deprovision
   approve <id>         approve a pending activation, or retry a failed one
+  retry <id>           retry what failed and needs a person (activation, deprovisioning, tenant sync)
   report-usage <id> <dimension> <quantity>
                        report metered usage (--time RFC3339, default now; --plan, default the
                        subscription's current plan; --id, an idempotency ID that makes sending it
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return exitUsage
 	}
-	need := map[string]int{"list": 0, "show": 1, "change-plan": 2, "change-quantity": 2, "cancel": 1, "approve": 1, "report-usage": 3, "show-usage": 1, "reconcile": 0, "setup": 0}
+	need := map[string]int{"list": 0, "show": 1, "change-plan": 2, "change-quantity": 2, "cancel": 1, "approve": 1, "retry": 1, "report-usage": 3, "show-usage": 1, "reconcile": 0, "setup": 0}
 	n, known := need[cmd]
 	if !known {
 		fmt.Fprintf(stderr, "starter: unknown command %q\n\n%s", cmd, usage)
@@ -174,7 +175,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "cancel":
 		result, err = subs.Cancel(ctx, pos[0])
 	case "approve":
-		result, err = subs.Approve(ctx, pos[0])
+		result, err = subs.Approve(ctx, pos[0], 0)
+	case "retry":
+		result, err = subs.Retry(ctx, pos[0], 0)
 	case "report-usage":
 		u := metering.Usage{ID: *reportID, Dimension: pos[1], PlanID: *plan}
 		var perr error

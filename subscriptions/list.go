@@ -128,7 +128,11 @@ func (c *Client) Ours(ctx context.Context, subscriptionID string) (reconcile.Our
 
 // OursFromState is the part of a workflow's state reconciliation compares with Microsoft's.
 func OursFromState(st workflows.State, closed bool) reconcile.Ours {
-	o := reconcile.Ours{Status: st.Status, PlanID: st.PlanID, Quantity: st.Quantity, TermEnd: st.Term.EndDate.Time, Closed: closed}
+	o := reconcile.Ours{Status: st.Status, PlanID: st.PlanID, Quantity: st.Quantity, TermEnd: st.Term.EndDate.Time, Closed: closed,
+		NeedsAttention: st.Attention != ""}
+	if st.Provisioned && !closed {
+		o.Tenant = &reconcile.Tenant{PlanID: st.TenantPlanID, Quantity: st.TenantQuantity, Suspended: st.TenantSuspended}
+	}
 	if st.Pending != nil {
 		o.PendingOperationIDs = append(o.PendingOperationIDs, st.Pending.ID)
 	}

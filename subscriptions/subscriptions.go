@@ -96,13 +96,16 @@ func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, 
 	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(ev.SubscriptionID), workflows.WorkflowType, in)
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	// The deadline travels with the update: verifying and deciding share what is left of the wait,
+	// however long the update queued before a worker took it.
+	deadline, _ := wctx.Deadline()
 	h, err := c.temporal.UpdateWithStartWorkflow(wctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			// One update per operation: a redelivery joins the first one instead of deciding twice.
 			UpdateID:     "decide-change/" + ev.ID,
 			UpdateName:   workflows.UpdateDecideChange,
-			Args:         []any{ev},
+			Args:         []any{workflows.DecideRequest{Event: ev, Deadline: deadline}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
@@ -144,26 +147,39 @@ func (c *Client) Land(ctx context.Context, sub marketplace.Subscription) (*workf
 	return st, err
 }
 
-// Confirm records the buyer's confirmation (Update-With-Start) and returns the state after it.
+// Confirm records the buyer's confirmation (Update-With-Start) and returns the state after it. The wait
+// is bounded: once the workflow has accepted the confirmation it is durable, and if the loop is busy
+// (an activation poll) the state is not waited for: st is nil and the caller shows progress instead.
 func (c *Client) Confirm(ctx context.Context, sub marketplace.Subscription) (*workflows.State, error) {
 	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(sub.ID), workflows.WorkflowType, workflows.LandingInput(sub, c.options))
-	h, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+	actx, cancel := context.WithTimeout(ctx, confirmWait)
+	defer cancel()
+	h, err := c.temporal.UpdateWithStartWorkflow(actx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateName:   workflows.UpdateConfirm,
 			Args:         []any{workflows.ConfirmRequest{Subscription: sub}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
+			WaitForStage: client.WorkflowUpdateStageAccepted,
 		},
 	})
-	var st workflows.State
-	if err == nil {
-		err = h.Get(ctx, &st)
-	}
 	if err != nil {
+		if outOfTime(ctx, actx, err) {
+			return nil, fmt.Errorf("confirming subscription %s: %w", sub.ID, ErrNotAccepted)
+		}
+		return nil, c.commandError("confirming", sub.ID, err)
+	}
+	var st workflows.State
+	if err := h.Get(actx, &st); err != nil {
+		if outOfTime(ctx, actx, err) {
+			return nil, nil
+		}
 		return nil, c.commandError("confirming", sub.ID, err)
 	}
 	return &st, nil
 }
+
+// confirmWait bounds the landing page's wait for the workflow to take a confirmation.
+const confirmWait = 10 * time.Second
 
 // State queries a subscription's workflow.
 func (c *Client) State(ctx context.Context, subscriptionID string) (*workflows.State, error) {
@@ -213,10 +229,21 @@ func (c *Client) CancelWithin(ctx context.Context, subscriptionID string, wait t
 	return c.command(ctx, subscriptionID, workflows.UpdateCancel, marketplace.ActionUnsubscribe, wait)
 }
 
-// Approve approves a pending activation (or retries a failed one) and returns the state after it.
-func (c *Client) Approve(ctx context.Context, subscriptionID string) (*workflows.State, error) {
+// Approve approves a pending activation (or retries a failed one) and returns the state after it,
+// waiting at most wait (0: no bound); see ErrNotAccepted and InProgressError.
+func (c *Client) Approve(ctx context.Context, subscriptionID string, wait time.Duration) (*workflows.State, error) {
+	return c.stateUpdate(ctx, subscriptionID, workflows.UpdateApprove, wait)
+}
+
+// Retry retries what failed and needs a person (State.Attention: an activation, a deprovisioning, a
+// tenant sync) and returns the state after it, waiting at most wait (0: no bound).
+func (c *Client) Retry(ctx context.Context, subscriptionID string, wait time.Duration) (*workflows.State, error) {
+	return c.stateUpdate(ctx, subscriptionID, workflows.UpdateRetry, wait)
+}
+
+func (c *Client) stateUpdate(ctx context.Context, subscriptionID, name string, wait time.Duration) (*workflows.State, error) {
 	var st workflows.State
-	if err := c.update(ctx, subscriptionID, workflows.UpdateApprove, &st); err != nil {
+	if err := c.bounded(ctx, subscriptionID, name, wait, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -246,6 +273,17 @@ func (e *InProgressError) Error() string {
 // told it is in progress.
 func (c *Client) command(ctx context.Context, subscriptionID, name string, action marketplace.Action, wait time.Duration, args ...any) (workflows.CommandResult, error) {
 	var res workflows.CommandResult
+	err := c.bounded(ctx, subscriptionID, name, wait, &res, args...)
+	var ip *InProgressError
+	if errors.As(err, &ip) {
+		ip.OperationID = c.pendingOperation(ctx, subscriptionID, action)
+	}
+	return res, err
+}
+
+// bounded sends an update and waits for its result into out, at most wait when wait > 0: ErrNotAccepted
+// when the workflow did not take it in time, InProgressError when it took it and is still at it.
+func (c *Client) bounded(ctx context.Context, subscriptionID, name string, wait time.Duration, out any, args ...any) error {
 	wctx, cancel := ctx, context.CancelFunc(func() {})
 	if wait > 0 {
 		wctx, cancel = context.WithTimeout(ctx, wait)
@@ -259,17 +297,17 @@ func (c *Client) command(ctx context.Context, subscriptionID, name string, actio
 	})
 	if err != nil {
 		if outOfTime(ctx, wctx, err) {
-			return res, fmt.Errorf("%s subscription %s: %w", name, subscriptionID, ErrNotAccepted)
+			return fmt.Errorf("%s subscription %s: %w", name, subscriptionID, ErrNotAccepted)
 		}
-		return res, c.commandError(name, subscriptionID, err)
+		return c.commandError(name, subscriptionID, err)
 	}
-	if err := h.Get(wctx, &res); err != nil {
+	if err := h.Get(wctx, out); err != nil {
 		if outOfTime(ctx, wctx, err) {
-			return res, &InProgressError{SubscriptionID: subscriptionID, OperationID: c.pendingOperation(ctx, subscriptionID, action)}
+			return &InProgressError{SubscriptionID: subscriptionID}
 		}
-		return res, c.commandError(name, subscriptionID, err)
+		return c.commandError(name, subscriptionID, err)
 	}
-	return res, nil
+	return nil
 }
 
 // outOfTime reports whether err means that the bounded wait wctx ran out while the caller's ctx still
@@ -298,22 +336,6 @@ func (c *Client) pendingOperation(ctx context.Context, subscriptionID string, ac
 		return ""
 	}
 	return st.Pending.ID
-}
-
-func (c *Client) update(ctx context.Context, subscriptionID, name string, out any, args ...any) error {
-	h, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.WorkflowID(subscriptionID),
-		UpdateName:   name,
-		Args:         args,
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, out)
-	}
-	if err != nil {
-		return c.commandError(name, subscriptionID, err)
-	}
-	return nil
 }
 
 // commandError sorts a failed update: refused by the workflow (CommandError), no such workflow

@@ -50,8 +50,12 @@ const (
 	// counts as the purchase's confirmation, or retries a failed activation: no payload → State.
 	UpdateApprove = "approve"
 	// UpdateDecideChange decides a ChangePlan/ChangeQuantity webhook within Microsoft's window:
-	// marketplace.WebhookEvent → ChangeDecision.
+	// DecideRequest → ChangeDecision. It runs beside whatever the workflow is doing (a long poll, a
+	// provisioning call that retries for a day), so the answer never waits for another step.
 	UpdateDecideChange = "decide-change"
+	// UpdateRetry retries whatever failed and waits for a person (State.Attention: activation,
+	// deprovisioning, a tenant sync): no payload → State.
+	UpdateRetry = "retry"
 	// UpdateChangePlan asks Microsoft for a plan change: ChangePlanRequest → CommandResult.
 	UpdateChangePlan = "change-plan"
 	// UpdateChangeQuantity asks Microsoft for a seat change: ChangeQuantityRequest → CommandResult.
@@ -86,6 +90,9 @@ var (
 	SaaSBeneficiaryTenant = temporal.NewSearchAttributeKeyKeyword("SaaSBeneficiaryTenant")
 	SaaSIsTest            = temporal.NewSearchAttributeKeyBool("SaaSIsTest")
 	SaaSIsFreeTrial       = temporal.NewSearchAttributeKeyBool("SaaSIsFreeTrial")
+	// SaaSNeedsAttention is true while a failed phase waits for a person (State.Attention), so operators
+	// filter for it in the Temporal UI: SaaSNeedsAttention=true.
+	SaaSNeedsAttention = temporal.NewSearchAttributeKeyBool("SaaSNeedsAttention")
 )
 
 // SearchAttributes lists the custom search attributes to register on the namespace.
@@ -99,6 +106,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SaaSBeneficiaryTenant.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SaaSIsTest.GetName():            enumspb.INDEXED_VALUE_TYPE_BOOL,
 		SaaSIsFreeTrial.GetName():       enumspb.INDEXED_VALUE_TYPE_BOOL,
+		SaaSNeedsAttention.GetName():    enumspb.INDEXED_VALUE_TYPE_BOOL,
 	}
 }
 
@@ -129,9 +137,9 @@ type Options struct {
 	// RequireApproval holds activation until an operator sends UpdateApprove.
 	RequireApproval bool `json:"requireApproval,omitempty"`
 	// RequireConfirmation holds activation until the buyer confirms on the landing page (UpdateConfirm)
-	// or an operator approves (UpdateApprove). Starters from the landing page set it (see LandingInput);
-	// the workflow implies it for every start (versionConfirmSightings), so a pending subscription found
-	// by a webhook or reconciliation waits too instead of being activated (billed) at once.
+	// or an operator approves (UpdateApprove). The workflow implies it for every start, so a pending
+	// subscription found by a webhook or reconciliation waits too instead of being activated (billed)
+	// at once; LandingInput sets it to say so explicitly.
 	RequireConfirmation bool `json:"requireConfirmation,omitempty"`
 	// MaxEvents is the number of inputs after which the run continues as new; default DefaultMaxEvents.
 	MaxEvents int `json:"maxEvents,omitempty"`
@@ -144,11 +152,28 @@ type Carried struct {
 	Pending []Signal `json:"pending,omitempty"`
 }
 
-// Signal is one signal input kept for later: a webhook or a snapshot.
+// Signal is one input kept for later: a webhook, a snapshot, or a decided change still to be
+// acknowledged and settled (Name "settle").
 type Signal struct {
 	Name     string                    `json:"name"`
 	Webhook  *marketplace.WebhookEvent `json:"webhook,omitempty"`
 	Snapshot *marketplace.Subscription `json:"snapshot,omitempty"`
+	Settle   *Settlement               `json:"settle,omitempty"`
+}
+
+// Settlement is a ChangePlan/ChangeQuantity whose decision was answered: the workflow still PATCHes
+// the answer (when Patch) and applies the change once Microsoft shows it done.
+type Settlement struct {
+	Operation marketplace.Operation `json:"operation"`
+	Accepted  bool                  `json:"accepted"`
+	Patch     bool                  `json:"patch"`
+}
+
+// DecideRequest is a ChangePlan/ChangeQuantity webhook to decide by Deadline: the caller's wait ends
+// then, so verifying the event and the ISV's decision share the time left until it.
+type DecideRequest struct {
+	Event    marketplace.WebhookEvent `json:"event"`
+	Deadline time.Time                `json:"deadline,omitzero"`
 }
 
 // ConfirmRequest is the landing page's confirmation, with the subscription as Resolve returned it.
@@ -198,3 +223,8 @@ const (
 	pollInitial = 2 * time.Second
 	pollMax     = 30 * time.Second
 )
+
+// MaxRunAge bounds a run: every run continues as new at least this often (and after a Renew), so a
+// fix released behind workflow.GetVersion reaches idle subscriptions within a month and old branches
+// can be retired once no run older than that remains.
+const MaxRunAge = 30 * 24 * time.Hour

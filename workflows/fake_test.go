@@ -26,16 +26,50 @@ type fakeMarket struct {
 	nextID  int
 	// lose makes the next writes of a method create their operation, then fail as if the answer was lost.
 	lose map[string]int
+	// completeLost makes an operation whose answer was lost succeed at once (no longer outstanding).
+	completeLost bool
+	// lag delays what Get subscription shows after a change, as Microsoft's reads lag its operations.
+	lag   time.Duration
+	shown map[string][]shownAt
+}
+
+// shownAt is a subscription record that reads show from a point of time on.
+type shownAt struct {
+	from time.Time
+	sub  marketplace.Subscription
+}
+
+// publish makes the subscription's current record visible to reads after the lag; the caller holds f.mu.
+func (f *fakeMarket) publish(id string) {
+	if s, ok := f.subs[id]; ok {
+		f.shown[id] = append(f.shown[id], shownAt{from: f.now().Add(f.lag), sub: *s})
+	}
+}
+
+// read is what Get subscription shows now: the newest record published at least lag ago.
+func (f *fakeMarket) read(id string) (marketplace.Subscription, bool) {
+	recs := f.shown[id]
+	now := f.now()
+	for i := len(recs) - 1; i >= 0; i-- {
+		if !recs[i].from.After(now) {
+			return recs[i].sub, true
+		}
+	}
+	if len(recs) > 0 {
+		return recs[0].sub, true
+	}
+	return marketplace.Subscription{}, false
 }
 
 func newFake(subs ...marketplace.Subscription) *fakeMarket {
 	f := &fakeMarket{subs: map[string]*marketplace.Subscription{}, ops: map[string]*marketplace.Operation{},
 		left: map[string]int{}, end: map[string]marketplace.OperationStatus{}, errs: map[string][]error{},
-		calls: map[string][]time.Time{}, lose: map[string]int{}, outcome: marketplace.OperationSucceeded, polls: 2, now: time.Now,
+		calls: map[string][]time.Time{}, lose: map[string]int{}, shown: map[string][]shownAt{}, outcome: marketplace.OperationSucceeded, polls: 2, now: time.Now,
 		plans: []marketplace.Plan{{PlanID: "basic", IsPricePerSeat: true, MinQuantity: 1, MaxQuantity: 100}, {PlanID: "gold"}, {PlanID: "platinum"}}}
 	for _, s := range subs {
 		s := s
 		f.subs[s.ID] = &s
+		f.shown[s.ID] = []shownAt{{sub: s}}
 	}
 	return f
 }
@@ -84,6 +118,7 @@ func (f *fakeMarket) setStatus(id string, s marketplace.SubscriptionStatus) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subs[id].Status = s
+	f.publish(id)
 }
 
 // announce creates an operation Microsoft initiated and returns its webhook. Notify-only actions are
@@ -93,7 +128,8 @@ func (f *fakeMarket) announce(subID string, action marketplace.Action, planID st
 	defer f.mu.Unlock()
 	f.nextID++
 	op := &marketplace.Operation{ID: fmt.Sprintf("op-%d", f.nextID), SubscriptionID: subID, Action: action, PlanID: planID,
-		Quantity: marketplace.Quantity(qty), Status: marketplace.OperationInProgress, OperationRequestSource: marketplace.SourceAzure}
+		Quantity: marketplace.Quantity(qty), Status: marketplace.OperationInProgress, OperationRequestSource: marketplace.SourceAzure,
+		TimeStamp: marketplace.NewTime(f.now())}
 	switch action {
 	case marketplace.ActionSuspend, marketplace.ActionUnsubscribe, marketplace.ActionRenew:
 		op.Status = marketplace.OperationSucceeded
@@ -123,6 +159,7 @@ func (f *fakeMarket) apply(op *marketplace.Operation) {
 		s.Term.StartDate = s.Term.EndDate
 		s.Term.EndDate = marketplace.NewTime(s.Term.EndDate.AddDate(1, 0, 0))
 	}
+	f.publish(op.SubscriptionID)
 }
 
 func notFound(op string) error {
@@ -135,11 +172,10 @@ func (f *fakeMarket) GetSubscription(ctx context.Context, id string) (*marketpla
 	if err := f.enter("GetSubscription"); err != nil {
 		return nil, err
 	}
-	s, ok := f.subs[id]
+	c, ok := f.read(id)
 	if !ok {
 		return nil, notFound("get subscription")
 	}
-	c := *s
 	return &c, nil
 }
 
@@ -158,6 +194,7 @@ func (f *fakeMarket) Activate(ctx context.Context, id string, plan marketplace.S
 	}
 	s.Status = marketplace.StatusSubscribed
 	s.PlanID, s.Quantity = plan.PlanID, plan.Quantity
+	f.publish(id)
 	return nil
 }
 
@@ -239,12 +276,17 @@ func (f *fakeMarket) start(method, subID string, action marketplace.Action, plan
 	}
 	f.nextID++
 	op := &marketplace.Operation{ID: fmt.Sprintf("op-%d", f.nextID), SubscriptionID: subID, Action: action, PlanID: planID,
-		Quantity: marketplace.Quantity(qty), Status: marketplace.OperationInProgress, OperationRequestSource: marketplace.SourcePartner}
+		Quantity: marketplace.Quantity(qty), Status: marketplace.OperationInProgress, OperationRequestSource: marketplace.SourcePartner,
+		TimeStamp: marketplace.NewTime(f.now())}
 	f.ops[op.ID] = op
 	f.left[op.ID] = f.polls
 	f.end[op.ID] = f.outcome
 	if f.lose[method] > 0 {
 		f.lose[method]--
+		if f.completeLost {
+			op.Status = marketplace.OperationSucceeded
+			f.apply(op)
+		}
 		return "", &marketplace.Error{Op: method, StatusCode: 503, Retryable: true, Message: "answer lost"}
 	}
 	return op.ID, nil

@@ -35,8 +35,17 @@ const (
 
 // Bounds of the state's lists.
 const (
-	maxSeen  = 200
-	maxAudit = 100
+	maxSeen   = 200
+	maxAudit  = 100
+	maxExpect = 8
+)
+
+// Attention kinds: a failed phase that needs a person, or a retry (UpdateRetry, or a reconciliation
+// snapshot).
+const (
+	AttentionActivation     = "activation"
+	AttentionDeprovisioning = "deprovisioning"
+	AttentionTenantSync     = "tenant-sync"
 )
 
 // State is the workflow's full view of one subscription, returned by QueryState. E-mail addresses (in
@@ -56,9 +65,13 @@ type State struct {
 	IsTest         bool                           `json:"isTest"`
 	IsFreeTrial    bool                           `json:"isFreeTrial"`
 
-	// Provisioned is true once the ISV's tenant exists; TenantSuspended while it is suspended.
-	Provisioned     bool `json:"provisioned"`
-	TenantSuspended bool `json:"tenantSuspended"`
+	// The tenant, tracked apart from Microsoft's view: what the ISV's provisioning last applied. A failed
+	// apply leaves a difference that is retried, and reconciliation compares Microsoft, the workflow and
+	// the tenant. Provisioned is true once the tenant exists; TenantSuspended while it is suspended.
+	Provisioned     bool   `json:"provisioned"`
+	TenantSuspended bool   `json:"tenantSuspended"`
+	TenantPlanID    string `json:"tenantPlanId,omitempty"`
+	TenantQuantity  int64  `json:"tenantQuantity,omitempty"`
 	// Confirmed: the buyer confirmed on the landing page, or an operator approved.
 	Confirmed bool `json:"confirmed"`
 	Approved  bool `json:"approved"`
@@ -74,6 +87,16 @@ type State struct {
 	// Audit is the last entries of the subscription's history, newest last.
 	Audit     []AuditEntry `json:"audit,omitempty"`
 	LastError string       `json:"lastError,omitempty"`
+	// Attention names the failed phase that waits for a person (or a retry): AttentionActivation,
+	// AttentionDeprovisioning or AttentionTenantSync; empty when nothing does.
+	Attention string `json:"attention,omitempty"`
+
+	// Expect are the transitions Succeeded operations confirmed that Microsoft's subscription record
+	// has not shown yet (its reads lag its operations): a read that contradicts them is stale.
+	Expect []Expectation `json:"expect,omitempty"`
+	// StatusAsOf is the time of the newest operation that set Status, so that an older one delivered
+	// late (Suspend after the Reinstate that undid it) does not move it back.
+	StatusAsOf time.Time `json:"statusAsOf,omitzero"`
 
 	// Events counts inputs handled over all runs; Runs counts runs (continue-as-new).
 	Events int `json:"events"`
@@ -142,6 +165,35 @@ func (s *State) Fail(now time.Time, p Phase, err string) {
 	s.LastError = err
 	s.SetPhase(now, p, err)
 }
+
+// NeedAttention records that a phase failed and waits for a person or a retry. It reports whether this
+// is news (the state did not already need attention for the same kind), so callers log and count once.
+func (s *State) NeedAttention(now time.Time, kind, err string) bool {
+	s.LastError = err
+	if s.Attention == kind {
+		return false
+	}
+	s.Attention = kind
+	s.Record(now, "attention", "", kind, "", err)
+	return true
+}
+
+// Resolved clears the attention of kind once its phase succeeded.
+func (s *State) Resolved(now time.Time, kind string) {
+	if s.Attention != kind {
+		return
+	}
+	s.Attention, s.LastError = "", ""
+	s.Record(now, "attention", kind, "", "", "resolved")
+}
+
+// TenantBehind reports whether the tenant's plan or seats differ from the subscription's.
+func (s *State) TenantBehind() bool {
+	return s.Provisioned && (s.TenantPlanID != s.PlanID || s.TenantQuantity != s.Quantity)
+}
+
+// TenantApplied records that the tenant now has the subscription's plan and seats.
+func (s *State) TenantApplied() { s.TenantPlanID, s.TenantQuantity = s.PlanID, s.Quantity }
 
 // Ended reports whether the workflow is done with the subscription.
 func (s *State) Ended() bool { return s.Phase == PhaseDeprovisioned || s.Phase == PhaseNotFound }
@@ -375,6 +427,7 @@ const (
 	RefusedSameQuantity    = "SameQuantity"
 	RefusedBadQuantity     = "InvalidQuantity"
 	RefusedBadRequest      = "InvalidRequest"
+	RefusedNothingToRetry  = "NothingToRetry"
 )
 
 func refuse(code, format string, args ...any) *Refusal {
@@ -419,4 +472,108 @@ func (s *State) ValidateCancel() error {
 		return &Refusal{Code: RefusedEnded, Message: ErrEnded.Error(), Err: ErrEnded}
 	}
 	return nil
+}
+
+// Expectation is what a Succeeded operation says Microsoft's subscription record will show once its
+// reads catch up with the operation. Empty fields expect nothing.
+type Expectation struct {
+	OperationID string                         `json:"operationId"`
+	Status      marketplace.SubscriptionStatus `json:"status,omitempty"`
+	PlanID      string                         `json:"planId,omitempty"`
+	Quantity    int64                          `json:"quantity,omitempty"`
+	// TermEndAfter expects a term that ends after this (a Renew).
+	TermEndAfter time.Time `json:"termEndAfter,omitzero"`
+}
+
+// met reports whether a read shows what e expects.
+func (e Expectation) met(sub marketplace.Subscription) bool {
+	return (e.Status == "" || sub.Status == e.Status || sub.Status == marketplace.StatusUnsubscribed) &&
+		(e.PlanID == "" || sub.PlanID == e.PlanID) &&
+		(e.Quantity == 0 || int64(sub.Quantity) == e.Quantity) &&
+		(e.TermEndAfter.IsZero() || sub.Term.EndDate.Time.After(e.TermEndAfter))
+}
+
+// Expecting adds an expectation, replacing older ones about the same fields (the newer operation wins).
+func (s *State) Expecting(e Expectation) {
+	s.Expect = slices.DeleteFunc(s.Expect, func(o Expectation) bool {
+		return (e.Status != "" && o.Status != "") || (e.PlanID != "" && o.PlanID != "") || (e.Quantity != 0 && o.Quantity != 0) ||
+			(!e.TermEndAfter.IsZero() && !o.TermEndAfter.IsZero())
+	})
+	s.Expect = append(s.Expect, e)
+	if n := len(s.Expect) - maxExpect; n > 0 {
+		s.Expect = slices.Delete(s.Expect, 0, n)
+	}
+}
+
+// Stale reports whether a read contradicts a transition an operation confirmed, and which.
+func (s *State) Stale(sub marketplace.Subscription) (bool, string) {
+	for _, e := range s.Expect {
+		if !e.met(sub) {
+			return true, fmt.Sprintf("operation %s not yet shown (read: %s, plan %q, quantity %d)", e.OperationID, sub.Status, sub.PlanID, sub.Quantity)
+		}
+	}
+	return false, ""
+}
+
+// CaughtUp drops the expectations a read meets; with all, it drops every one (the read is taken as
+// the truth however it disagrees: drift, after bounded re-reads).
+func (s *State) CaughtUp(sub marketplace.Subscription, all bool) {
+	s.Expect = slices.DeleteFunc(s.Expect, func(e Expectation) bool { return all || e.met(sub) })
+}
+
+// ApplyOperation takes a Succeeded operation as the truth for the transition it carries, before
+// Microsoft's subscription record shows it, and expects the record to follow. An operation older than
+// the one that last set the status does not move the status back. It reports whether the state moved.
+func (s *State) ApplyOperation(op marketplace.Operation, now time.Time) bool {
+	if op.Status != marketplace.OperationSucceeded {
+		return false
+	}
+	at := op.TimeStamp.Time
+	if at.IsZero() {
+		at = now
+	}
+	moved := false
+	setStatus := func(to marketplace.SubscriptionStatus) {
+		if at.Before(s.StatusAsOf) || s.Status == marketplace.StatusUnsubscribed {
+			s.Record(now, "ignored", "", string(to), op.ID, "older than the operation that set "+string(s.Status))
+			return
+		}
+		s.StatusAsOf = at
+		s.Expecting(Expectation{OperationID: op.ID, Status: to})
+		if s.Status != to {
+			s.Record(now, "status", string(s.Status), string(to), op.ID, string(op.Action)+" succeeded")
+			s.Status, moved = to, true
+		}
+	}
+	switch op.Action {
+	case marketplace.ActionChangePlan:
+		if op.PlanID != "" {
+			s.Expecting(Expectation{OperationID: op.ID, PlanID: op.PlanID})
+			if op.PlanID != s.PlanID {
+				s.Record(now, "plan", s.PlanID, op.PlanID, op.ID, "change succeeded")
+				s.PlanID, moved = op.PlanID, true
+			}
+		}
+	case marketplace.ActionChangeQuantity:
+		if q := int64(op.Quantity); q > 0 {
+			s.Expecting(Expectation{OperationID: op.ID, Quantity: q})
+			if q != s.Quantity {
+				s.Record(now, "quantity", fmt.Sprint(s.Quantity), fmt.Sprint(q), op.ID, "change succeeded")
+				s.Quantity, moved = q, true
+			}
+		}
+	case marketplace.ActionSuspend:
+		setStatus(marketplace.StatusSuspended)
+	case marketplace.ActionReinstate:
+		setStatus(marketplace.StatusSubscribed)
+	case marketplace.ActionUnsubscribe:
+		if s.Status != marketplace.StatusUnsubscribed {
+			s.Record(now, "status", string(s.Status), string(marketplace.StatusUnsubscribed), op.ID, "Unsubscribe succeeded")
+			s.Status, moved = marketplace.StatusUnsubscribed, true
+		}
+		if s.UnsubscribedAt.IsZero() {
+			s.UnsubscribedAt = now
+		}
+	}
+	return moved
 }

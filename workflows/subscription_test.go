@@ -1,9 +1,11 @@
 package workflows
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +36,49 @@ type harness struct {
 	env  *testsuite.TestWorkflowEnvironment
 	fake *fakeMarket
 	demo *provisioning.Demo
+	prov *flakyProvisioner
+}
+
+// flakyProvisioner is the demo provisioner with scripted failures.
+type flakyProvisioner struct {
+	*provisioning.Demo
+	mu                           sync.Mutex
+	failApply, failDeprovision   int
+	applyCalls, deprovisionCalls int
+}
+
+func (p *flakyProvisioner) ApplyChange(ctx context.Context, r provisioning.ChangeRequest) error {
+	p.mu.Lock()
+	p.applyCalls++
+	fail := p.failApply > 0
+	if fail {
+		p.failApply--
+	}
+	p.mu.Unlock()
+	if fail {
+		return &provisioning.PermanentError{StatusCode: 422, Message: "tenant refused the change"}
+	}
+	return p.Demo.ApplyChange(ctx, r)
+}
+
+func (p *flakyProvisioner) Deprovision(ctx context.Context, r provisioning.Request) error {
+	p.mu.Lock()
+	p.deprovisionCalls++
+	fail := p.failDeprovision > 0
+	if fail {
+		p.failDeprovision--
+	}
+	p.mu.Unlock()
+	if fail {
+		return &provisioning.PermanentError{StatusCode: 500, Message: "tenant could not be removed"}
+	}
+	return p.Demo.Deprovision(ctx, r)
+}
+
+func (p *flakyProvisioner) calls() (apply, deprovision int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.applyCalls, p.deprovisionCalls
 }
 
 func newHarness(t *testing.T, subs ...marketplace.Subscription) *harness {
@@ -44,7 +89,8 @@ func newHarness(t *testing.T, subs ...marketplace.Subscription) *harness {
 	require.NoError(t, err)
 	h.env = h.s.NewTestWorkflowEnvironment()
 	h.env.RegisterWorkflowWithOptions(SubscriptionWorkflow, workflow.RegisterOptions{Name: WorkflowType})
-	h.env.RegisterActivity(&activities.Activities{Marketplace: h.fake, Provisioner: h.demo})
+	h.prov = &flakyProvisioner{Demo: h.demo}
+	h.env.RegisterActivity(&activities.Activities{Marketplace: h.fake, Provisioner: h.prov})
 	h.fake.now = h.env.Now
 	return h
 }
@@ -86,6 +132,23 @@ func (h *harness) update(name string, out any, rejected *error, args ...any) {
 }
 
 func (h *harness) signal(ev marketplace.WebhookEvent) { h.env.SignalWorkflow(SignalWebhook, ev) }
+
+// decide is the webhook server's decide-change request: the answer is due within 5 s.
+func (h *harness) decide(ev marketplace.WebhookEvent) DecideRequest {
+	return DecideRequest{Event: ev, Deadline: h.env.Now().Add(5 * time.Second)}
+}
+
+// continued returns the input the run continued as new with.
+func (h *harness) continued() Input {
+	h.t.Helper()
+	require.True(h.t, h.env.IsWorkflowCompleted())
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(h.t, h.env.GetWorkflowError(), &can)
+	var next Input
+	require.NoError(h.t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.NotNil(h.t, next.Carried)
+	return next
+}
 
 // run starts the workflow; if it is still running at stopAt it is cancelled (long-lived workflows).
 func (h *harness) run(in Input, stopAt time.Duration) {
@@ -335,7 +398,9 @@ func TestReinstateBeforeSuspend(t *testing.T) {
 		rein = h.fake.announce(subID, marketplace.ActionReinstate, "", 0)
 		h.fake.mu.Lock()
 		h.fake.ops[rein.ID].Status = marketplace.OperationSucceeded
+		h.fake.ops[rein.ID].TimeStamp = marketplace.NewTime(h.env.Now().Add(time.Second))
 		h.fake.subs[subID].Status = marketplace.StatusSubscribed
+		h.fake.publish(subID)
 		h.fake.mu.Unlock()
 		h.signal(rein)
 		h.signal(susp)
@@ -347,18 +412,20 @@ func TestReinstateBeforeSuspend(t *testing.T) {
 	assert.Equal(t, marketplace.StatusSubscribed, st.Status)
 	assert.False(t, st.TenantSuspended)
 	assert.Equal(t, provisioning.TenantActive, h.tenant().Status)
-	assert.Equal(t, 0, h.demo.Applied(key(susp.ID)), "late Suspend is resolved against Get subscription")
+	assert.Equal(t, 0, h.demo.Applied(key(susp.ID)), "a Suspend older than the Reinstate does not suspend")
 	assert.Equal(t, 0, h.fake.count("UpdateOperation:Success"))
 }
 
-func TestRenewRecordsTerm(t *testing.T) {
+// A Renew records the new term, then the run continues as new (so fixes reach yearly subscriptions).
+func TestRenewRecordsTermAndContinuesAsNew(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusSubscribed))
+	h.fake.lag = 2 * time.Second
 	h.at(time.Minute, func() { h.signal(h.fake.announce(subID, marketplace.ActionRenew, "", 0)) })
-	var st State
-	h.at(time.Hour, func() { st = h.state() })
-	h.run(adopted(Options{}), 2*time.Hour)
-	assert.Equal(t, 2028, st.Term.EndDate.Year())
+	h.env.ExecuteWorkflow(WorkflowType, adopted(Options{}))
+	st := h.continued().Carried.State
+	assert.Equal(t, 2028, st.Term.EndDate.Year(), "the lagging read was read again until it showed the new term")
 	assert.Equal(t, marketplace.StatusSubscribed, st.Status)
+	assert.Empty(t, st.Expect)
 }
 
 func TestUnsubscribeEndsAndIgnoresLaterChangePlan(t *testing.T) {
@@ -392,7 +459,7 @@ func TestDecideChangeAccept(t *testing.T) {
 	var ev marketplace.WebhookEvent
 	h.at(time.Minute, func() {
 		ev = h.fake.announce(subID, marketplace.ActionChangeQuantity, "basic", 8)
-		h.update(UpdateDecideChange, &dec, nil, ev)
+		h.update(UpdateDecideChange, &dec, nil, h.decide(ev))
 	})
 	var st State
 	h.at(time.Hour, func() { st = h.state() })
@@ -412,10 +479,10 @@ func TestDecideChangeReject(t *testing.T) {
 	var ev marketplace.WebhookEvent
 	h.at(time.Minute, func() {
 		ev = h.fake.announce(subID, marketplace.ActionChangePlan, "platinum", 0)
-		h.update(UpdateDecideChange, &dec, nil, ev)
+		h.update(UpdateDecideChange, &dec, nil, h.decide(ev))
 	})
 	var dup ChangeDecision
-	h.at(10*time.Minute, func() { h.update(UpdateDecideChange, &dup, nil, ev) })
+	h.at(10*time.Minute, func() { h.update(UpdateDecideChange, &dup, nil, h.decide(ev)) })
 	var st State
 	h.at(time.Hour, func() { st = h.state() })
 	h.run(adopted(Options{}), 2*time.Hour)
@@ -611,20 +678,13 @@ func TestContinueAsNewCarriesStateAndSignals(t *testing.T) {
 	var evs []marketplace.WebhookEvent
 	h.at(time.Minute, func() {
 		for range 4 {
-			ev := h.fake.announce(subID, marketplace.ActionRenew, "", 0)
+			ev := h.fake.announce(subID, marketplace.ActionSuspend, "", 0)
 			evs = append(evs, ev)
 			h.signal(ev)
 		}
 	})
 	h.env.ExecuteWorkflow(WorkflowType, adopted(Options{MaxEvents: 2}))
-	require.True(t, h.env.IsWorkflowCompleted())
-	err := h.env.GetWorkflowError()
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, err, &can)
-	assert.Equal(t, WorkflowType, can.WorkflowType.Name)
-	var next Input
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
-	require.NotNil(t, next.Carried)
+	next := h.continued()
 	assert.Equal(t, 2, next.Carried.State.Events)
 	assert.Equal(t, 1, next.Carried.State.Runs)
 	assert.True(t, next.Carried.State.Provisioned)
@@ -636,7 +696,7 @@ func TestContinueAsNewCarriesStateAndSignals(t *testing.T) {
 	// The next run handles what was carried, without provisioning again.
 	h2 := newHarness(t)
 	h2.fake = h.fake
-	h2.env.RegisterActivity(&activities.Activities{Marketplace: h.fake, Provisioner: h.demo})
+	h2.env.RegisterActivity(&activities.Activities{Marketplace: h.fake, Provisioner: h.prov})
 	h2.demo = h.demo
 	next.Options.MaxEvents = 100
 	var st State
@@ -678,7 +738,7 @@ func TestDecideChangeServedWhilePollingPublisherChange(t *testing.T) {
 				require.NoError(t, err)
 				dec, answeredBeforeChangeDone = v.(ChangeDecision), !changeDone
 			},
-		}, ev)
+		}, h.decide(ev))
 	})
 	var st State
 	h.at(2*time.Hour, func() { st = h.state() })
@@ -741,7 +801,7 @@ func TestWebhookForUnknownSubscriptionFailsWorkflow(t *testing.T) {
 	assert.Equal(t, 0, h.fake.count("Activate"))
 }
 
-// A Suspend whose Get subscription failed was not acted on: its redelivery is handled, not dropped as a
+// A Suspend whose verification failed was not acted on: its redelivery is handled, not dropped as a
 // duplicate.
 func TestSuspendRedeliveredAfterFailedReadIsActedOn(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusSubscribed))
@@ -749,7 +809,7 @@ func TestSuspendRedeliveredAfterFailedReadIsActedOn(t *testing.T) {
 	var first State
 	h.at(time.Minute, func() {
 		ev = h.fake.announce(subID, marketplace.ActionSuspend, "", 0)
-		h.fake.fail("GetSubscription", &marketplace.Error{Op: "get subscription", StatusCode: 403, Code: "Forbidden", Message: "token rejected"})
+		h.fake.fail("GetOperation", &marketplace.Error{Op: "get operation", StatusCode: 403, Code: "Forbidden", Message: "token rejected"})
 		h.signal(ev)
 	})
 	h.at(10*time.Minute, func() {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"saasengine/activities"
 	"saasengine/devserver"
 	"saasengine/emulator"
 	"saasengine/emulator/emulatortest"
@@ -43,6 +44,8 @@ type Options struct {
 	Workflow workflows.Options
 	// DemoMaxQuantity makes the demo provisioner refuse seat counts above it.
 	DemoMaxQuantity int64
+	// DecideDelay makes every decision of the provisioner take this long (a slow ISV service).
+	DecideDelay time.Duration
 	// ConfigureEmulator edits the emulator's configuration before it starts.
 	ConfigureEmulator func(*emulator.Config)
 	// ConfigureServer edits the HTTP server's configuration before it starts.
@@ -71,9 +74,10 @@ type Stack struct {
 
 	// workflow are the options of the workflows the worker itself starts (reconciliation's adoptions),
 	// the same as the HTTP side's, as in production.
-	workflow workflows.Options
-	mu       sync.Mutex
-	worker   worker.Worker
+	workflow    workflows.Options
+	decideDelay time.Duration
+	mu          sync.Mutex
+	worker      worker.Worker
 }
 
 // Start brings the stack up; everything stops when the test ends.
@@ -98,7 +102,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatalf("search attributes: %v", err)
 	}
 
-	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow}
+	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow, decideDelay: opts.DecideDelay}
 	s.Emu = emulatortest.Start(t, emulatortest.Options{Configure: opts.ConfigureEmulator})
 	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
 	if err != nil {
@@ -152,7 +156,11 @@ func (s *Stack) StartWorker(t testing.TB) {
 	if s.worker != nil {
 		return
 	}
-	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: s.Provisioner, Logger: s.Logger.Named("worker"), Workflow: s.workflow}, worker.Options{})
+	var prov activities.Provisioner = s.Provisioner
+	if s.decideDelay > 0 {
+		prov = slowDecider{Demo: s.Provisioner, delay: s.decideDelay}
+	}
+	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: prov, Logger: s.Logger.Named("worker"), Workflow: s.workflow}, worker.Options{})
 	if err := w.Start(); err != nil {
 		t.Fatalf("worker: %v", err)
 	}
@@ -245,4 +253,19 @@ func (s *Stack) Admin(t testing.TB, method, path, token, body string) (*http.Res
 		t.Fatal(err)
 	}
 	return resp, b
+}
+
+// slowDecider is the demo provisioner deciding slowly, as a remote ISV service under load may.
+type slowDecider struct {
+	*provisioning.Demo
+	delay time.Duration
+}
+
+func (p slowDecider) DecideChange(ctx context.Context, r provisioning.ChangeRequest) (provisioning.Decision, error) {
+	select {
+	case <-time.After(p.delay):
+	case <-ctx.Done():
+		return provisioning.Decision{}, ctx.Err()
+	}
+	return p.Demo.DecideChange(ctx, r)
 }

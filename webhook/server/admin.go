@@ -130,7 +130,12 @@ func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminApprove(w http.ResponseWriter, r *http.Request) {
-	res, err := s.cfg.Subscriptions.Approve(r.Context(), mux.Vars(r)["id"])
+	res, err := s.cfg.Subscriptions.Approve(r.Context(), mux.Vars(r)["id"], s.cfg.CommandWait)
+	s.commandResult(w, r, res, err)
+}
+
+func (s *Server) adminRetry(w http.ResponseWriter, r *http.Request) {
+	res, err := s.cfg.Subscriptions.Retry(r.Context(), mux.Vars(r)["id"], s.cfg.CommandWait)
 	s.commandResult(w, r, res, err)
 }
 
@@ -190,7 +195,7 @@ func (s *Server) commandFailed(w http.ResponseWriter, r *http.Request, err error
 	case errors.As(err, &ve):
 		status := http.StatusBadRequest
 		switch ve.Code {
-		case "Conflict", "ChangePending", "CommandQueued", "NotSubscribed", "Ended":
+		case "Conflict", "ChangePending", "CommandQueued", "NotSubscribed", "Ended", "NothingToRetry":
 			// The request was fine; the subscription's state is not.
 			status = http.StatusConflict
 		}

@@ -50,7 +50,9 @@ type Subscriptions interface {
 	ChangePlan(ctx context.Context, subscriptionID, planID string, wait time.Duration) (any, error)
 	ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64, wait time.Duration) (any, error)
 	Cancel(ctx context.Context, subscriptionID string, wait time.Duration) (any, error)
-	Approve(ctx context.Context, subscriptionID string) (any, error)
+	Approve(ctx context.Context, subscriptionID string, wait time.Duration) (any, error)
+	// Retry retries what failed and needs a person (an activation, a deprovisioning, a tenant sync).
+	Retry(ctx context.Context, subscriptionID string, wait time.Duration) (any, error)
 	// Reconcile starts a reconciliation run now and returns its handle.
 	Reconcile(ctx context.Context) (any, error)
 }
@@ -188,6 +190,7 @@ func (s *Server) routes() {
 		a.HandleFunc("/subscriptions/{id}/quantity", s.adminAuth(s.adminChangeQuantity)).Methods(http.MethodPost)
 		a.HandleFunc("/subscriptions/{id}/cancel", s.adminAuth(s.adminCancel)).Methods(http.MethodPost)
 		a.HandleFunc("/subscriptions/{id}/approve", s.adminAuth(s.adminApprove)).Methods(http.MethodPost)
+		a.HandleFunc("/subscriptions/{id}/retry", s.adminAuth(s.adminRetry)).Methods(http.MethodPost)
 		a.HandleFunc("/reconcile", s.adminAuth(s.adminReconcile)).Methods(http.MethodPost)
 		if s.cfg.Meter != nil {
 			a.HandleFunc("/subscriptions/{id}/usage", s.adminAuth(s.adminReportUsage)).Methods(http.MethodPost)

@@ -48,6 +48,9 @@ func (t Temporal) Confirm(ctx context.Context, resolved marketplace.ResolvedSubs
 	if err != nil {
 		return View{}, mapError(err)
 	}
+	if st == nil { // taken, and the workflow is busy: the status page follows it
+		return viewOfSubscription(resolved), nil
+	}
 	return viewOfState(*st, viewOfSubscription(resolved)), nil
 }
 
@@ -112,8 +115,17 @@ func (t Temporal) Cancel(ctx context.Context, subscriptionID string, wait time.D
 }
 
 // Approve approves a pending activation.
-func (t Temporal) Approve(ctx context.Context, subscriptionID string) (any, error) {
-	st, err := t.Client.Approve(ctx, subscriptionID)
+func (t Temporal) Approve(ctx context.Context, subscriptionID string, wait time.Duration) (any, error) {
+	st, err := t.Client.Approve(ctx, subscriptionID, wait)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return st, nil
+}
+
+// Retry retries what failed.
+func (t Temporal) Retry(ctx context.Context, subscriptionID string, wait time.Duration) (any, error) {
+	st, err := t.Client.Retry(ctx, subscriptionID, wait)
 	if err != nil {
 		return nil, mapError(err)
 	}
