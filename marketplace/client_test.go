@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"saasengine/internal/fakeentra"
 )
 
 // These tests pin behaviour that needs a server misbehaving on purpose (dropped connections, hung answers,
@@ -221,13 +223,13 @@ func TestDevTokenSourceClaims(t *testing.T) {
 // token request with the Marketplace scope, and MSAL's cache serving the second call.
 func TestMSALTokenSource(t *testing.T) {
 	var tokenCalls atomic.Int32
-	srv := fakeEntra(t, grant(func(r *http.Request) bool {
+	srv := fakeentra.Start(t, fakeentra.Grant(func(r *http.Request) bool {
 		tokenCalls.Add(1)
 		return r.Form.Get("grant_type") == "client_credentials" && strings.Contains(" "+r.Form.Get("scope")+" ", " "+Scope+" ") &&
 			r.Form.Get("client_secret") == "s3cret"
 	}, "access-token-1"))
 
-	src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
+	src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: fakeentra.TenantID, ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +243,7 @@ func TestMSALTokenSource(t *testing.T) {
 		t.Fatalf("MSAL should cache the token: %d token requests", n)
 	}
 
-	bad, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "rotated", HTTPClient: srv.Client()})
+	bad, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: fakeentra.TenantID, ClientID: "app-1", ClientSecret: "rotated", HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +278,7 @@ func TestMSALTokenEndpointFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := fakeEntra(t, func(w http.ResponseWriter, r *http.Request) {
+			srv := fakeentra.Start(t, func(w http.ResponseWriter, r *http.Request) {
 				if tc.status == 0 {
 					if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
 						conn.Close()
@@ -290,7 +292,7 @@ func TestMSALTokenEndpointFailures(t *testing.T) {
 				w.WriteHeader(tc.status)
 				_ = json.NewEncoder(w).Encode(map[string]any{"error": "failure", "error_description": "AADSTS-test: " + tc.name})
 			})
-			src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
+			src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: fakeentra.TenantID, ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,7 +29,10 @@ type Error struct {
 	// RequestID and CorrelationID identify the attempt and the logical operation; Microsoft support asks for them.
 	RequestID     string
 	CorrelationID string
-	// Retryable is true for throttling (429), server errors (5xx), timeouts and broken connections.
+	// Retryable is true for throttling (429), server errors (5xx), timeouts and broken connections, and
+	// for Entra throttling or failing; false for everything else, whatever StatusCode says (a credential
+	// Entra refused has no Marketplace status at all). The client decides it once, when the call fails;
+	// callers read it through IsRetryable and do not second-guess it.
 	Retryable bool
 	// RetryAfter is the delay Microsoft asked for in Retry-After, or 0.
 	RetryAfter time.Duration
@@ -104,7 +107,9 @@ func AsError(err error) (*Error, bool) {
 	return e, ok
 }
 
-// IsRetryable reports whether err is a Marketplace failure worth retrying.
+// IsRetryable reports whether err is a Marketplace failure worth retrying: the one classification every
+// caller uses. Errors that are not a Marketplace failure are not retryable by this rule; a caller that
+// retries them (a cancelled attempt, say) decides so on its own grounds.
 func IsRetryable(err error) bool {
 	e, ok := AsError(err)
 	return ok && e.Retryable

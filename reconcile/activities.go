@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
+	"saasengine/activities"
 	"saasengine/marketplace"
 )
 
@@ -57,24 +57,11 @@ type Page struct {
 func (a *Activities) FetchPage(ctx context.Context, nextLink string) (Page, error) {
 	p, err := a.Marketplace.ListSubscriptionsPage(ctx, nextLink)
 	if err != nil {
-		return Page{}, retryable(err)
+		// Classified as for every other Marketplace call: a 403 or a refused credential stops the run at
+		// once, throttling waits for Retry-After.
+		return Page{}, activities.MapError(err)
 	}
 	return Page{Subscriptions: p.Subscriptions, NextLink: p.NextLink}, nil
-}
-
-// retryable marks errors Temporal should not retry (a 403 will not fix itself) and carries Retry-After.
-func retryable(err error) error {
-	me, ok := marketplace.AsError(err)
-	if !ok {
-		return err
-	}
-	if !me.Retryable {
-		return temporal.NewNonRetryableApplicationError(me.Error(), "MarketplaceError", err)
-	}
-	if me.RetryAfter > 0 {
-		return temporal.NewApplicationErrorWithOptions(me.Error(), "MarketplaceRetryable", temporal.ApplicationErrorOptions{NextRetryDelay: me.RetryAfter, Cause: err})
-	}
-	return err
 }
 
 // ReconcilePage compares each subscription with its workflow and sends snapshots where they differ.
