@@ -1,6 +1,7 @@
 package marketplace
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -206,13 +207,35 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // "message","target"}]} (metering) and a bare {"message"}.
 type errorBody struct {
 	Error *struct {
-		Code    string        `json:"code"`
-		Message string        `json:"message"`
-		Details []ErrorDetail `json:"details"`
+		Code    string       `json:"code"`
+		Message string       `json:"message"`
+		Details errorDetails `json:"details"`
 	} `json:"error"`
-	Code    string        `json:"code"`
-	Message string        `json:"message"`
-	Details []ErrorDetail `json:"details"`
+	Code    string       `json:"code"`
+	Message string       `json:"message"`
+	Details errorDetails `json:"details"`
+}
+
+// errorDetails is an error body's details: documented as an array, but Microsoft's own emulator sends one
+// object, and a body that cannot be read must not cost the code and message beside it.
+type errorDetails []ErrorDetail
+
+// UnmarshalJSON accepts an array of details, a single object, or null; anything else is ignored.
+func (d *errorDetails) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) > 0 && b[0] == '[':
+		var list []ErrorDetail
+		if json.Unmarshal(b, &list) == nil {
+			*d = list
+		}
+	case len(b) > 0 && b[0] == '{':
+		var one ErrorDetail
+		if json.Unmarshal(b, &one) == nil {
+			*d = errorDetails{one}
+		}
+	}
+	return nil
 }
 
 // decodeErrorBody fills code, message and details from whatever error shape the body has; a body that is
@@ -221,10 +244,10 @@ func decodeErrorBody(body []byte) (code, message string, details []ErrorDetail) 
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil {
 		if eb.Error != nil && (eb.Error.Code != "" || eb.Error.Message != "") {
-			return eb.Error.Code, eb.Error.Message, eb.Error.Details
+			return eb.Error.Code, eb.Error.Message, []ErrorDetail(eb.Error.Details)
 		}
 		if eb.Code != "" || eb.Message != "" {
-			return eb.Code, eb.Message, eb.Details
+			return eb.Code, eb.Message, []ErrorDetail(eb.Details)
 		}
 	}
 	s := strings.TrimSpace(string(body))

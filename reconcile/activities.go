@@ -90,15 +90,16 @@ func (a *Activities) ReconcilePage(ctx context.Context, subs []marketplace.Subsc
 			mu.Lock()
 			defer mu.Unlock()
 			report.Seen++
+			// Drift found is counted even when acting on it failed: it is there all the same.
+			for _, k := range kinds {
+				report.Drift[k]++
+			}
 			if err != nil {
 				report.Errors++
 				if len(report.ErrorSamples) < maxErrorSamples {
 					report.ErrorSamples = append(report.ErrorSamples, fmt.Sprintf("%s: %v", sub.ID, err))
 				}
 				return
-			}
-			for _, k := range kinds {
-				report.Drift[k]++
 			}
 			switch out {
 			case outInSync:
@@ -145,6 +146,10 @@ func (a *Activities) reconcileOne(ctx context.Context, theirs marketplace.Subscr
 		}
 		return outAdopted, []string{DriftUnknown}, nil
 	}
+	if ours.Closed && theirs.Status == marketplace.StatusUnsubscribed {
+		// Ended on both sides: nothing is left to heal, whatever else Microsoft's record still says.
+		return outInSync, nil, nil
+	}
 	kinds := Compare(theirs, ours)
 	if !ours.Closed && (theirs.Status == marketplace.StatusSubscribed || theirs.Status == marketplace.StatusSuspended) {
 		ops, err := a.Marketplace.ListOperations(ctx, theirs.ID)
@@ -178,7 +183,10 @@ func Compare(theirs marketplace.Subscription, ours Ours) []string {
 	if theirs.PlanID != ours.PlanID {
 		kinds = append(kinds, DriftPlan)
 	}
-	if int64(theirs.Quantity) != ours.Quantity {
+	// Microsoft drops the quantity of a per-seat subscription once it is Unsubscribed: no quantity there
+	// says nothing about the seats.
+	quantityDropped := theirs.Status == marketplace.StatusUnsubscribed && theirs.Quantity == 0
+	if int64(theirs.Quantity) != ours.Quantity && !quantityDropped {
 		kinds = append(kinds, DriftQuantity)
 	}
 	if !theirs.Term.EndDate.IsZero() && !theirs.Term.EndDate.Time.Equal(ours.TermEnd) {
