@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"errors"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
+	"saasengine/internal/fakeentra"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
 )
@@ -23,7 +27,9 @@ func TestMapError(t *testing.T) {
 	assert.False(t, ae.NonRetryable())
 	assert.Equal(t, 7*time.Second, ae.NextRetryDelay())
 
-	for code, typ := range map[int]string{400: ErrMarketplaceBadRequest, 403: ErrMarketplaceForbidden, 404: ErrMarketplaceNotFound, 409: ErrMarketplaceConflict, 412: ErrMarketplaceRejected} {
+	// Not retryable by the client's classification: never retried, whatever the status (0: no answer
+	// because the call could not be made).
+	for code, typ := range map[int]string{0: ErrMarketplaceRejected, 400: ErrMarketplaceBadRequest, 401: ErrMarketplaceUnauthorized, 403: ErrMarketplaceForbidden, 404: ErrMarketplaceNotFound, 409: ErrMarketplaceConflict, 412: ErrMarketplaceRejected} {
 		err := MapError(&marketplace.Error{Op: "activate", StatusCode: code, Code: "EntityNotFound", Message: "no such thing"})
 		require.ErrorAs(t, err, &ae)
 		assert.Equal(t, typ, ae.Type(), "status %d", code)
@@ -93,4 +99,43 @@ func TestUpdateOperationAlreadyDecided(t *testing.T) {
 			assert.Equal(t, tc.decided, res.AlreadyDecided)
 		})
 	}
+}
+
+// A credential Entra refuses is a configuration problem no retry fixes: the activity fails non-retryable
+// on its first attempt, although the failure has no Marketplace status (the Marketplace was never asked),
+// instead of retrying for as long as the retry policy allows.
+func TestRefusedCredentialIsNotRetried(t *testing.T) {
+	var tokenRequests atomic.Int32
+	entra := fakeentra.Start(t, fakeentra.Grant(func(*http.Request) bool {
+		tokenRequests.Add(1)
+		return false
+	}, ""))
+	tokens, err := marketplace.NewMSALTokenSource(marketplace.MSALConfig{Authority: entra.URL, TenantID: fakeentra.TenantID,
+		ClientID: "app-1", ClientSecret: "rotated-away", HTTPClient: entra.Client()})
+	require.NoError(t, err)
+	client, err := marketplace.NewClient(entra.URL+"/api", tokens)
+	require.NoError(t, err)
+	a := &Activities{Marketplace: client}
+
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(a)
+	activate := func(ctx workflow.Context) error {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+		})
+		return workflow.ExecuteActivity(ctx, a.Activate, ActivateInput{SubscriptionID: "sub-1", PlanID: "basic"}).Get(ctx, nil)
+	}
+	env.RegisterWorkflow(activate)
+	env.ExecuteWorkflow(activate)
+
+	err = env.GetWorkflowError()
+	require.Error(t, err)
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, err, &ae)
+	assert.True(t, ae.NonRetryable(), "a refused credential must not be retried: %v", err)
+	assert.Equal(t, ErrMarketplaceRejected, ae.Type())
+	assert.Contains(t, ae.Error(), "AADSTS7000215", "the failure says why")
+	assert.Equal(t, int32(1), tokenRequests.Load(), "one attempt, one token request")
 }

@@ -16,14 +16,15 @@ const (
 	// ErrMarketplaceRetryable is a throttled (429), failed (5xx) or unanswered call; Temporal retries it,
 	// after Retry-After when Microsoft sent one.
 	ErrMarketplaceRetryable = "MarketplaceRetryable"
-	// ErrMarketplaceUnauthorized is a 401: credentials are wrong or expired. Retried (a rotated secret may
-	// be reloaded) and logged loudly.
+	// ErrMarketplaceUnauthorized is a 401: credentials are wrong or expired. Not retried, like every
+	// failure the client does not call retryable: it needs an operator, and fails loudly.
 	ErrMarketplaceUnauthorized = "MarketplaceUnauthorized"
 	ErrMarketplaceBadRequest   = "MarketplaceBadRequest"
 	ErrMarketplaceForbidden    = "MarketplaceForbidden"
 	ErrMarketplaceNotFound     = "MarketplaceNotFound"
 	ErrMarketplaceConflict     = "MarketplaceConflict"
-	// ErrMarketplaceRejected is any other 4xx.
+	// ErrMarketplaceRejected is any other failure that is not retryable: another 4xx, an undecodable
+	// answer, or no answer because the call could not be made (a credential Entra refused).
 	ErrMarketplaceRejected = "MarketplaceRejected"
 	// ErrProvisioningRejected is a permanent refusal by the ISV's provisioning.
 	ErrProvisioningRejected = "ProvisioningRejected"
@@ -53,8 +54,9 @@ func Failure(err error) (MarketplaceFailure, bool) {
 }
 
 // MapError turns a Marketplace or provisioning failure into the application error Temporal should see:
-// retryable ones keep retrying (honouring Retry-After through NextRetryDelay), the others stop at once
-// and carry a type the workflow can switch on. Other errors pass through and are retried.
+// retryable ones (marketplace.IsRetryable) keep retrying, honouring Retry-After through NextRetryDelay;
+// every other Marketplace failure stops at once, whatever its status, and carries a type the workflow can
+// switch on. A cut-short attempt is retried. Other errors pass through and are retried.
 func MapError(err error) error { return mapError(err, 0) }
 
 // mapError is MapError recording the attempt (0 outside an activity) in Marketplace failures.
@@ -69,9 +71,9 @@ func mapError(err error, attempt int32) error {
 	}
 	if me, ok := marketplace.AsError(err); ok {
 		detail := MarketplaceFailure{StatusCode: me.StatusCode, Code: me.Code, Message: me.Message, Attempt: attempt}
-		// No answer at all (the attempt was cut short: worker shutdown, cancellation) leaves the call's fate
-		// unknown, like a timeout: retry it; the workflow's calls are safe to repeat or re-read.
-		if me.Retryable || me.StatusCode == 0 {
+		// Whether to retry is the client's call (marketplace.IsRetryable), never the status code's: status 0
+		// is a cut-short attempt (retried above) but also a credential Entra refused, which no retry fixes.
+		if marketplace.IsRetryable(err) {
 			opts := temporal.ApplicationErrorOptions{Details: []any{detail}}
 			if me.RetryAfter > 0 {
 				opts.NextRetryDelay = me.RetryAfter
@@ -81,7 +83,7 @@ func mapError(err error, attempt int32) error {
 		typ := ErrMarketplaceRejected
 		switch me.StatusCode {
 		case http.StatusUnauthorized:
-			return temporal.NewApplicationErrorWithOptions(me.Error(), ErrMarketplaceUnauthorized, temporal.ApplicationErrorOptions{Details: []any{detail}})
+			typ = ErrMarketplaceUnauthorized
 		case http.StatusBadRequest:
 			typ = ErrMarketplaceBadRequest
 		case http.StatusForbidden:

@@ -175,6 +175,14 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		cfg.Publishers[0].TokenSecret = mc.DevTokenSecret
 		cfg.Publishers[0].WebhookURL = s.HTTPURL + wc.Path
 		cfg.Publishers[0].LandingURL = s.HTTPURL + "/landing"
+		// EMULATOR_READ_LAG, as for cmd/emulator; unset keeps Microsoft's lag (emulator.DefaultReadLag).
+		if v := getenv("EMULATOR_READ_LAG"); v != "" {
+			lag, err := time.ParseDuration(v)
+			if err != nil || lag < 0 {
+				return nil, fmt.Errorf("EMULATOR_READ_LAG %q: want a duration such as 2s, or 0", v)
+			}
+			cfg.ReadLag = emulator.NewDuration(lag)
+		}
 		emu, err := emulator.New(emulator.Options{Config: cfg, StateFile: filepath.Join(o.DataDir, "emulator-state.json"), PublicURL: s.EmulatorURL, Logger: s.log.Named("emulator")})
 		if err != nil {
 			return nil, err

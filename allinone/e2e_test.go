@@ -144,7 +144,8 @@ func agree(st workflows.State, ms marketplace.Subscription) bool {
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"METRICS_ADDR": "off", "LOG_LEVEL": "warn", "PROVISIONING_DEMO_MAX_QUANTITY": "100", "RECONCILE_INTERVAL": "off",
-		"METERING_GRACE": "1s"}
+		"METERING_GRACE": "1s",
+	}
 	opts := Options{
 		DataDir: dir, TemporalPort: port(freeAddr(t)), UIPort: -1,
 		EmulatorAddr: freeAddr(t), HTTPAddr: freeAddr(t),

@@ -31,6 +31,19 @@ type Config struct {
 	RedeliveryFor  Duration `json:"redeliveryFor,omitempty"`
 	// ReorderHold is how long a webhook held back by a "reorder" fault waits for a later one to overtake it.
 	ReorderHold Duration `json:"reorderHold,omitempty"`
+	// ReadLag is how long Get and List subscription keep showing a subscription as it was before an
+	// operation changed it, while Get operation already shows the operation's terminal status: Microsoft's
+	// reads lag its operations by a second or two. Nil means DefaultReadLag; NewDuration(0) turns it off.
+	ReadLag *Duration `json:"readLag,omitempty"`
+}
+
+// DefaultReadLag is the read lag of a configuration that sets none: what Microsoft's own emulator documents.
+const DefaultReadLag = 2 * time.Second
+
+// NewDuration returns a pointer to d, for Config.ReadLag.
+func NewDuration(d time.Duration) *Duration {
+	v := Duration(d)
+	return &v
 }
 
 // Publisher is one ISV: the Entra tenant and app its tokens carry, where its webhook and landing page are,
@@ -183,11 +196,25 @@ func (c *Config) withDefaults() {
 	if c.ReorderHold <= 0 {
 		c.ReorderHold = Duration(3 * time.Second)
 	}
+	if c.ReadLag == nil {
+		c.ReadLag = NewDuration(DefaultReadLag)
+	}
+}
+
+// readLag is the configured read lag (after withDefaults).
+func (c *Config) readLag() time.Duration {
+	if c.ReadLag == nil {
+		return DefaultReadLag
+	}
+	return c.ReadLag.D()
 }
 
 func (c *Config) validate() error {
 	if len(c.Publishers) == 0 {
 		return errors.New("emulator config: no publishers")
+	}
+	if c.ReadLag != nil && *c.ReadLag < 0 {
+		return fmt.Errorf("emulator config: readLag %s is negative; use 0 for none", c.ReadLag.D())
 	}
 	offers := map[string]bool{}
 	pubs := map[string]bool{}

@@ -320,9 +320,11 @@ func (e *Emulator) notify(subscriptionID string, action marketplace.Action, appl
 	if s == nil {
 		return marketplace.Operation{}, ErrNotFound
 	}
+	before := s.Sub
 	if err := apply(s); err != nil {
 		return marketplace.Operation{}, &changeError{http.StatusBadRequest, "BadArgument", err.Error()}
 	}
+	s.lag(before, e.now(), e.cfg.readLag())
 	op := e.newOperationLocked(s, action, marketplace.SourceAzure, "", 0)
 	op.Op.Status = marketplace.OperationSucceeded
 	e.enqueueWebhookLocked(s, op)

@@ -143,6 +143,7 @@ func (e *Emulator) listSubscriptions(w http.ResponseWriter, r *http.Request, pub
 	}
 	sort.Slice(mine, func(i, j int) bool { return mine[i].Seq < mine[j].Seq })
 	page := marketplace.SubscriptionsPage{Subscriptions: []marketplace.Subscription{}}
+	now := e.now()
 	for i, s := range mine {
 		if i == e.cfg.PageSize {
 			b, _ := json.Marshal(continuation{After: mine[i-1].Seq})
@@ -150,7 +151,7 @@ func (e *Emulator) listSubscriptions(w http.ResponseWriter, r *http.Request, pub
 			page.NextLink = e.baseLocked() + "/api/saas/subscriptions/?" + q.Encode()
 			break
 		}
-		page.Subscriptions = append(page.Subscriptions, s.Sub)
+		page.Subscriptions = append(page.Subscriptions, s.read(now))
 	}
 	writeJSON(w, http.StatusOK, page)
 }
@@ -159,7 +160,7 @@ func (e *Emulator) getSubscription(w http.ResponseWriter, r *http.Request, pub *
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s := e.subscriptionLocked(w, pub, mux.Vars(r)["subscriptionId"]); s != nil {
-		writeJSON(w, http.StatusOK, s.Sub)
+		writeJSON(w, http.StatusOK, s.read(e.now()))
 	}
 }
 
@@ -403,9 +404,11 @@ func (e *Emulator) updateOperation(w http.ResponseWriter, r *http.Request, pub *
 	w.WriteHeader(http.StatusOK)
 }
 
-// succeedLocked applies an operation to its subscription and marks it Succeeded.
+// succeedLocked applies an operation to its subscription and marks it Succeeded. Get operation shows
+// Succeeded at once; Get and List subscription show the change only after the read lag.
 func (e *Emulator) succeedLocked(s *subscription, op *operation) {
 	now := e.now()
+	before := s.Sub
 	op.Op.Status = marketplace.OperationSucceeded
 	op.AcceptAt, op.CompleteAt = timeZero, timeZero
 	switch op.Op.Action {
@@ -429,6 +432,7 @@ func (e *Emulator) succeedLocked(s *subscription, op *operation) {
 		s.Sub.Status = marketplace.StatusUnsubscribed
 		s.UnsubscribedAt = now
 	}
+	s.lag(before, now, e.cfg.readLag())
 }
 
 func (e *Emulator) failLocked(op *operation, code, message string) {

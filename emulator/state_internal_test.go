@@ -2,9 +2,11 @@ package emulator
 
 import (
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"saasengine/marketplace"
 )
@@ -83,5 +85,81 @@ func TestOrphanedStateIsServedWithoutPanic(t *testing.T) {
 	e.mu.Unlock()
 	if status != marketplace.OperationFailed {
 		t.Fatalf("orphaned operation: %s", status)
+	}
+}
+
+// Reads serve, at each moment, the newest version of a subscription whose read lag is over, also when a
+// second operation changed it before the first one's lag ended.
+func TestReadServesTheNewestVisibleVersion(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	lag := 2 * time.Second
+	s := &subscription{Sub: marketplace.Subscription{ID: "s", PlanID: "a"}}
+	change := func(at time.Time, plan string, lag time.Duration) {
+		before := s.Sub
+		s.Sub.PlanID = plan
+		s.lag(before, at, lag)
+	}
+	change(t0, "b", lag)
+	change(t0.Add(time.Second), "c", lag)
+	for _, tc := range []struct {
+		at   time.Duration
+		want string
+	}{
+		{0, "a"},
+		{1999 * time.Millisecond, "a"},
+		{2 * time.Second, "b"},
+		{2999 * time.Millisecond, "b"},
+		{3 * time.Second, "c"},
+	} {
+		if got := s.read(t0.Add(tc.at)).PlanID; got != tc.want {
+			t.Errorf("read at +%v: plan %s, want %s", tc.at, got, tc.want)
+		}
+	}
+	// Once everything is visible, the next change keeps only what reads can still show.
+	change(t0.Add(10*time.Second), "d", lag)
+	if len(s.Earlier) != 1 || s.Earlier[0].Sub.PlanID != "c" {
+		t.Fatalf("versions kept: %+v", s.Earlier)
+	}
+	if got := s.read(t0.Add(11 * time.Second)).PlanID; got != "c" {
+		t.Fatalf("read inside the last lag: %s", got)
+	}
+	// No lag: the change shows at once.
+	change(t0.Add(11*time.Second), "e", 0)
+	if got := s.read(t0.Add(11 * time.Second)).PlanID; got != "e" || len(s.Earlier) != 0 {
+		t.Fatalf("with no lag: read %s, versions %+v", got, s.Earlier)
+	}
+}
+
+// The read lag is Microsoft's 2 s unless the configuration says otherwise, 0 included; a negative one is
+// refused.
+func TestReadLagConfiguration(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		want time.Duration
+		bad  bool
+	}{
+		{`{}`, 2 * time.Second, false},
+		{`{"readLag":"0s"}`, 0, false},
+		{`{"readLag":5}`, 5 * time.Second, false},
+		{`{"readLag":"-1s"}`, 0, true},
+	} {
+		c := DemoConfig()
+		if err := json.Unmarshal([]byte(tc.json), &c); err != nil {
+			t.Fatal(err)
+		}
+		err := c.validate()
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%s: accepted", tc.json)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		c.withDefaults()
+		if got := c.ReadLag.D(); got != tc.want {
+			t.Errorf("%s: read lag %v, want %v", tc.json, got, tc.want)
+		}
 	}
 }

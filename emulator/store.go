@@ -33,6 +33,52 @@ type subscription struct {
 	PrivateOfferID string                   `json:"privateOfferId,omitempty"`
 	ActivatedAt    time.Time                `json:"activatedAt,omitzero"`
 	UnsubscribedAt time.Time                `json:"unsubscribedAt,omitzero"`
+	// VisibleAt is when Sub, as the last operation left it, shows in Get and List subscription; until then
+	// they serve the newest visible version in Earlier (Microsoft's reads lag its operations).
+	VisibleAt time.Time `json:"visibleAt,omitzero"`
+	// Earlier are the versions of Sub that operations replaced while reads may still show them, oldest
+	// first.
+	Earlier []version `json:"earlier,omitempty"`
+}
+
+// version is a subscription as it was, and when it became visible to reads.
+type version struct {
+	Sub       marketplace.Subscription `json:"subscription"`
+	VisibleAt time.Time                `json:"visibleAt,omitzero"`
+}
+
+// read is the subscription as Get and List subscription show it at now: the newest version that is
+// visible by then.
+func (s *subscription) read(now time.Time) marketplace.Subscription {
+	if !now.Before(s.VisibleAt) {
+		return s.Sub
+	}
+	for i := len(s.Earlier) - 1; i >= 0; i-- {
+		if !now.Before(s.Earlier[i].VisibleAt) {
+			return s.Earlier[i].Sub
+		}
+	}
+	// Earlier always starts with a version visible before the first lagged change; should it not, the
+	// truth is the only thing left to show.
+	return s.Sub
+}
+
+// lag records that an operation just changed Sub from before: reads keep showing the versions visible so
+// far until now+lag, then Sub. Versions no read can show any more are dropped.
+func (s *subscription) lag(before marketplace.Subscription, now time.Time, lag time.Duration) {
+	if lag <= 0 {
+		s.VisibleAt, s.Earlier = time.Time{}, nil
+		return
+	}
+	s.Earlier = append(s.Earlier, version{Sub: before, VisibleAt: s.VisibleAt})
+	s.VisibleAt = now.Add(lag)
+	// Keep from the newest version visible at now on: older ones are hidden behind it for good.
+	for i := len(s.Earlier) - 1; i >= 0; i-- {
+		if !now.Before(s.Earlier[i].VisibleAt) {
+			s.Earlier = s.Earlier[i:]
+			break
+		}
+	}
 }
 
 type operation struct {

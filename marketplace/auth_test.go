@@ -18,44 +18,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"saasengine/internal/fakeentra"
 )
-
-// fakeEntra serves OpenID discovery for tenant-1 and answers its token endpoint with token.
-func fakeEntra(t *testing.T, token http.HandlerFunc) *httptest.Server {
-	t.Helper()
-	var srv *httptest.Server
-	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"token_endpoint":         srv.URL + "/tenant-1/oauth2/v2.0/token",
-				"authorization_endpoint": srv.URL + "/tenant-1/oauth2/v2.0/authorize",
-				"issuer":                 srv.URL + "/tenant-1/v2.0",
-			})
-		case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
-			token(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// grant answers a token request with token when accept approves the parsed form, else as Entra refuses a
-// client.
-func grant(accept func(*http.Request) bool, token string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if err := r.ParseForm(); err != nil || !accept(r) {
-			w.WriteHeader(http.StatusUnauthorized)
-			_ = json.NewEncoder(w).Encode(map[string]any{"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client credential provided."})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": token})
-	}
-}
 
 // A certificate credential: MSAL signs a client assertion with the certificate's key, which Entra checks
 // against the certificate registered on the app.
@@ -82,9 +47,9 @@ func TestMSALTokenSourceWithCertificate(t *testing.T) {
 			jwt.WithValidMethods([]string{"RS256", "PS256"}))
 		return err == nil && claims["iss"] == "app-1" && claims["sub"] == "app-1"
 	}
-	srv := fakeEntra(t, grant(signedByCert, "cert-token"))
+	srv := fakeentra.Start(t, fakeentra.Grant(signedByCert, "cert-token"))
 
-	src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", CertificatePEM: pemBytes, HTTPClient: srv.Client()})
+	src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: fakeentra.TenantID, ClientID: "app-1", CertificatePEM: pemBytes, HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +62,7 @@ func TestMSALTokenSourceWithCertificate(t *testing.T) {
 	der2, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &other.PublicKey, other)
 	otherPEM := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der2}),
 		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)})...)
-	bad, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", CertificatePEM: otherPEM, HTTPClient: srv.Client()})
+	bad, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: fakeentra.TenantID, ClientID: "app-1", CertificatePEM: otherPEM, HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}

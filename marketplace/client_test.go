@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"saasengine/internal/fakeentra"
 )
 
 // These tests pin behaviour that needs a server misbehaving on purpose (dropped connections, hung answers,
@@ -143,11 +145,13 @@ func TestRetryAfterParsing(t *testing.T) {
 
 func TestErrorBodies(t *testing.T) {
 	for body, want := range map[string][2]string{
-		`{"error":{"code":"EntityNotFound","message":"gone"}}`:     {"EntityNotFound", "gone"},
-		`{"Error":{"Code":"UnsupportedApiVersion","Message":"x"}}`: {"UnsupportedApiVersion", "x"},
-		`{"code":"Conflict","message":"dup"}`:                      {"Conflict", "dup"},
-		`plain text failure`:                                       {"", "plain text failure"},
-		`{"unexpected":true}`:                                      {"", ""},
+		`{"error":{"code":"EntityNotFound","message":"gone"}}`:                  {"EntityNotFound", "gone"},
+		`{"Error":{"Code":"UnsupportedApiVersion","Message":"x"}}`:              {"UnsupportedApiVersion", "x"},
+		`{"code":"Conflict","message":"dup"}`:                                   {"Conflict", "dup"},
+		`plain text failure`:                                                    {"", "plain text failure"},
+		`{"unexpected":true}`:                                                   {"", ""},
+		`{"error":{"code":"BadArgument","message":"m","details":{"code":"c"}}}`: {"BadArgument", "m"},
+		`{"code":"BadArgument","message":"m","details":"not a detail"}`:         {"BadArgument", "m"},
 	} {
 		code, msg, _ := decodeErrorBody([]byte(body))
 		if code != want[0] || msg != want[1] {
@@ -221,13 +225,13 @@ func TestDevTokenSourceClaims(t *testing.T) {
 // token request with the Marketplace scope, and MSAL's cache serving the second call.
 func TestMSALTokenSource(t *testing.T) {
 	var tokenCalls atomic.Int32
-	srv := fakeEntra(t, grant(func(r *http.Request) bool {
+	srv := fakeentra.Start(t, fakeentra.Grant(func(r *http.Request) bool {
 		tokenCalls.Add(1)
 		return r.Form.Get("grant_type") == "client_credentials" && strings.Contains(" "+r.Form.Get("scope")+" ", " "+Scope+" ") &&
 			r.Form.Get("client_secret") == "s3cret"
 	}, "access-token-1"))
 
-	src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
+	src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: fakeentra.TenantID, ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +245,7 @@ func TestMSALTokenSource(t *testing.T) {
 		t.Fatalf("MSAL should cache the token: %d token requests", n)
 	}
 
-	bad, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "rotated", HTTPClient: srv.Client()})
+	bad, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: fakeentra.TenantID, ClientID: "app-1", ClientSecret: "rotated", HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +280,7 @@ func TestMSALTokenEndpointFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := fakeEntra(t, func(w http.ResponseWriter, r *http.Request) {
+			srv := fakeentra.Start(t, func(w http.ResponseWriter, r *http.Request) {
 				if tc.status == 0 {
 					if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
 						conn.Close()
@@ -290,7 +294,7 @@ func TestMSALTokenEndpointFailures(t *testing.T) {
 				w.WriteHeader(tc.status)
 				_ = json.NewEncoder(w).Encode(map[string]any{"error": "failure", "error_description": "AADSTS-test: " + tc.name})
 			})
-			src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
+			src, err := NewMSALTokenSource(MSALConfig{Authority: srv.URL, TenantID: fakeentra.TenantID, ClientID: "app-1", ClientSecret: "s3cret", HTTPClient: srv.Client()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -361,4 +365,62 @@ func TestSubscriptionPagesShareACorrelationID(t *testing.T) {
 	if got := walk(ctx); got[0] != correlationID(ctx) {
 		t.Fatalf("the caller's correlation ID was not used: %v", got)
 	}
+}
+
+// Answers in the shapes Microsoft's own emulator gives, which differ from the documentation: an error
+// whose details is one object (not an array) keeps its code, message and detail; 200 [] from List
+// available plans is no plans; operations and webhooks spelling operationRequestedSource keep the source.
+func TestMicrosoftsVariationsDecode(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/activate"):
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"code":"Bad Argument","message":"One or more errors have occurred","target":"activate",` +
+				`"details":{"code":"RequiredField","message":"The plan id is required","target":"plan id"}}`))
+		case strings.HasSuffix(r.URL.Path, "/listAvailablePlans"):
+			_, _ = w.Write([]byte(`[]`))
+		case strings.Contains(r.URL.Path, "/operations/"):
+			_, _ = w.Write([]byte(`{"id":"op-1","subscriptionId":"sub-1","action":"ChangePlan","status":"InProgress","operationRequestedSource":"Partner"}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL)
+	ctx := context.Background()
+
+	t.Run("error details as one object", func(t *testing.T) {
+		err := c.Activate(ctx, "sub-1", SubscriberPlan{PlanID: "basic"})
+		e, ok := AsError(err)
+		if !ok || e.StatusCode != http.StatusBadRequest || e.Code != "Bad Argument" || e.Message != "One or more errors have occurred" ||
+			len(e.Details) != 1 || e.Details[0].Code != "RequiredField" || e.Details[0].Target != "plan id" {
+			t.Fatalf("error with one detail object: %#v", err)
+		}
+		if !strings.Contains(err.Error(), "The plan id is required") {
+			t.Fatalf("the error text lacks the detail: %v", err)
+		}
+	})
+	t.Run("200 [] from List available plans", func(t *testing.T) {
+		plans, err := c.ListAvailablePlans(ctx, "sub-1", "")
+		if err != nil || len(plans) != 0 {
+			t.Fatalf("got %+v, %v", plans, err)
+		}
+	})
+	t.Run("operationRequestedSource", func(t *testing.T) {
+		op, err := c.GetOperation(ctx, "sub-1", "op-1")
+		if err != nil || op.OperationRequestSource != SourcePartner {
+			t.Fatalf("operation: %+v, %v", op, err)
+		}
+		var ev WebhookEvent
+		mustDecode(t, []byte(`{"id":"op-2","subscriptionId":"sub-1","action":"Unsubscribe","status":"Succeeded","operationRequestedSource":"Azure"}`), &ev)
+		if ev.OperationRequestSource != SourceAzure || ev.ID != "op-2" || ev.Action != ActionUnsubscribe {
+			t.Fatalf("webhook: %+v", ev)
+		}
+		// The documented spelling wins when both are present.
+		mustDecode(t, []byte(`{"id":"op-3","operationRequestSource":"Partner","operationRequestedSource":"Azure"}`), &ev)
+		if ev.OperationRequestSource != SourcePartner {
+			t.Fatalf("both spellings: %+v", ev)
+		}
+	})
 }

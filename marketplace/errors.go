@@ -1,6 +1,7 @@
 package marketplace
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,7 +30,10 @@ type Error struct {
 	// RequestID and CorrelationID identify the attempt and the logical operation; Microsoft support asks for them.
 	RequestID     string
 	CorrelationID string
-	// Retryable is true for throttling (429), server errors (5xx), timeouts and broken connections.
+	// Retryable is true for throttling (429), server errors (5xx), timeouts and broken connections, and
+	// for Entra throttling or failing; false for everything else, whatever StatusCode says (a credential
+	// Entra refused has no Marketplace status at all). The client decides it once, when the call fails;
+	// callers read it through IsRetryable and do not second-guess it.
 	Retryable bool
 	// RetryAfter is the delay Microsoft asked for in Retry-After, or 0.
 	RetryAfter time.Duration
@@ -104,7 +108,9 @@ func AsError(err error) (*Error, bool) {
 	return e, ok
 }
 
-// IsRetryable reports whether err is a Marketplace failure worth retrying.
+// IsRetryable reports whether err is a Marketplace failure worth retrying: the one classification every
+// caller uses. Errors that are not a Marketplace failure are not retryable by this rule; a caller that
+// retries them (a cancelled attempt, say) decides so on its own grounds.
 func IsRetryable(err error) bool {
 	e, ok := AsError(err)
 	return ok && e.Retryable
@@ -201,13 +207,35 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // "message","target"}]} (metering) and a bare {"message"}.
 type errorBody struct {
 	Error *struct {
-		Code    string        `json:"code"`
-		Message string        `json:"message"`
-		Details []ErrorDetail `json:"details"`
+		Code    string       `json:"code"`
+		Message string       `json:"message"`
+		Details errorDetails `json:"details"`
 	} `json:"error"`
-	Code    string        `json:"code"`
-	Message string        `json:"message"`
-	Details []ErrorDetail `json:"details"`
+	Code    string       `json:"code"`
+	Message string       `json:"message"`
+	Details errorDetails `json:"details"`
+}
+
+// errorDetails is an error body's details: documented as an array, but Microsoft's own emulator sends one
+// object, and a body that cannot be read must not cost the code and message beside it.
+type errorDetails []ErrorDetail
+
+// UnmarshalJSON accepts an array of details, a single object, or null; anything else is ignored.
+func (d *errorDetails) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) > 0 && b[0] == '[':
+		var list []ErrorDetail
+		if json.Unmarshal(b, &list) == nil {
+			*d = list
+		}
+	case len(b) > 0 && b[0] == '{':
+		var one ErrorDetail
+		if json.Unmarshal(b, &one) == nil {
+			*d = errorDetails{one}
+		}
+	}
+	return nil
 }
 
 // decodeErrorBody fills code, message and details from whatever error shape the body has; a body that is
@@ -216,10 +244,10 @@ func decodeErrorBody(body []byte) (code, message string, details []ErrorDetail) 
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil {
 		if eb.Error != nil && (eb.Error.Code != "" || eb.Error.Message != "") {
-			return eb.Error.Code, eb.Error.Message, eb.Error.Details
+			return eb.Error.Code, eb.Error.Message, []ErrorDetail(eb.Error.Details)
 		}
 		if eb.Code != "" || eb.Message != "" {
-			return eb.Code, eb.Message, eb.Details
+			return eb.Code, eb.Message, []ErrorDetail(eb.Details)
 		}
 	}
 	s := strings.TrimSpace(string(body))

@@ -279,6 +279,17 @@ type Plans struct {
 	Plans []Plan `json:"plans"`
 }
 
+// UnmarshalJSON accepts both the documented object and a bare array: Microsoft's own emulator answers
+// 200 [] for a subscription it does not know, which is no plans rather than an undecodable answer.
+func (p *Plans) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		return json.Unmarshal(b, &p.Plans)
+	}
+	type plain Plans
+	return json.Unmarshal(b, (*plain)(p))
+}
+
 // Plan is a plan a subscription may move to (including its current one).
 type Plan struct {
 	PlanID         string         `json:"planId"`
@@ -348,12 +359,14 @@ type Operation struct {
 	ErrorMessage           string          `json:"errorMessage,omitempty"`
 }
 
-// UnmarshalJSON also accepts the key "id  " of Microsoft's documented sample.
+// UnmarshalJSON also accepts the key "id  " of Microsoft's documented sample, and
+// operationRequestedSource, the spelling Microsoft's own emulator uses, for operationRequestSource.
 func (o *Operation) UnmarshalJSON(b []byte) error {
 	type plain Operation
 	var v struct {
 		plain
-		PaddedID string `json:"id  "`
+		PaddedID        string `json:"id  "`
+		RequestedSource string `json:"operationRequestedSource"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
@@ -361,6 +374,9 @@ func (o *Operation) UnmarshalJSON(b []byte) error {
 	*o = Operation(v.plain)
 	if o.ID == "" {
 		o.ID = strings.TrimSpace(v.PaddedID)
+	}
+	if o.OperationRequestSource == "" {
+		o.OperationRequestSource = v.RequestedSource
 	}
 	return nil
 }
@@ -404,6 +420,23 @@ type WebhookEvent struct {
 	OperationRequestSource string          `json:"operationRequestSource,omitempty"`
 	Subscription           *Subscription   `json:"subscription,omitempty"`
 	PurchaseToken          *string         `json:"purchaseToken"`
+}
+
+// UnmarshalJSON also accepts operationRequestedSource for operationRequestSource, as on Operation.
+func (e *WebhookEvent) UnmarshalJSON(b []byte) error {
+	type plain WebhookEvent
+	var v struct {
+		plain
+		RequestedSource string `json:"operationRequestedSource"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*e = WebhookEvent(v.plain)
+	if e.OperationRequestSource == "" {
+		e.OperationRequestSource = v.RequestedSource
+	}
+	return nil
 }
 
 // UsageEvent is one metered usage record: units of one dimension of one subscription in one hour.

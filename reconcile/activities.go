@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
+	"saasengine/activities"
 	"saasengine/marketplace"
 )
 
@@ -68,24 +68,11 @@ type Page struct {
 func (a *Activities) FetchPage(ctx context.Context, nextLink string) (Page, error) {
 	p, err := a.Marketplace.ListSubscriptionsPage(ctx, nextLink)
 	if err != nil {
-		return Page{}, retryable(err)
+		// Classified as for every other Marketplace call: a 403 or a refused credential stops the run at
+		// once, throttling waits for Retry-After.
+		return Page{}, activities.MapError(err)
 	}
 	return Page{Subscriptions: p.Subscriptions, NextLink: p.NextLink}, nil
-}
-
-// retryable marks errors Temporal should not retry (a 403 will not fix itself) and carries Retry-After.
-func retryable(err error) error {
-	me, ok := marketplace.AsError(err)
-	if !ok {
-		return err
-	}
-	if !me.Retryable {
-		return temporal.NewNonRetryableApplicationError(me.Error(), "MarketplaceError", err)
-	}
-	if me.RetryAfter > 0 {
-		return temporal.NewApplicationErrorWithOptions(me.Error(), "MarketplaceRetryable", temporal.ApplicationErrorOptions{NextRetryDelay: me.RetryAfter, Cause: err})
-	}
-	return err
 }
 
 // ReconcilePage compares each subscription with its workflow and sends snapshots where they differ.
@@ -114,15 +101,16 @@ func (a *Activities) ReconcilePage(ctx context.Context, subs []marketplace.Subsc
 			mu.Lock()
 			defer mu.Unlock()
 			report.Seen++
+			// Drift found is counted even when acting on it failed: it is there all the same.
+			for _, k := range kinds {
+				report.Drift[k]++
+			}
 			if err != nil {
 				report.Errors++
 				if len(report.ErrorSamples) < maxErrorSamples {
 					report.ErrorSamples = append(report.ErrorSamples, fmt.Sprintf("%s: %v", sub.ID, err))
 				}
 				return
-			}
-			for _, k := range kinds {
-				report.Drift[k]++
 			}
 			switch out {
 			case outInSync:
@@ -169,6 +157,10 @@ func (a *Activities) reconcileOne(ctx context.Context, theirs marketplace.Subscr
 		}
 		return outAdopted, []string{DriftUnknown}, nil
 	}
+	if ours.Closed && theirs.Status == marketplace.StatusUnsubscribed {
+		// Ended on both sides: nothing is left to heal, whatever else Microsoft's record still says.
+		return outInSync, nil, nil
+	}
 	kinds := Compare(theirs, ours)
 	if !ours.Closed && (theirs.Status == marketplace.StatusSubscribed || theirs.Status == marketplace.StatusSuspended) {
 		ops, err := a.Marketplace.ListOperations(ctx, theirs.ID)
@@ -202,7 +194,10 @@ func Compare(theirs marketplace.Subscription, ours Ours) []string {
 	if theirs.PlanID != ours.PlanID {
 		kinds = append(kinds, DriftPlan)
 	}
-	if int64(theirs.Quantity) != ours.Quantity {
+	// Microsoft drops the quantity of a per-seat subscription once it is Unsubscribed: no quantity there
+	// says nothing about the seats.
+	quantityDropped := theirs.Status == marketplace.StatusUnsubscribed && theirs.Quantity == 0
+	if int64(theirs.Quantity) != ours.Quantity && !quantityDropped {
 		kinds = append(kinds, DriftQuantity)
 	}
 	if !theirs.Term.EndDate.IsZero() && !theirs.Term.EndDate.Time.Equal(ours.TermEnd) {

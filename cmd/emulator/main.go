@@ -43,6 +43,7 @@ func run() error {
 	webhookURL := flag.String("webhook-url", env("EMULATOR_WEBHOOK_URL", ""), "publisher webhook URL for every publisher without one (EMULATOR_WEBHOOK_URL)")
 	landingURL := flag.String("landing-url", env("EMULATOR_LANDING_URL", ""), "publisher landing page URL for every publisher without one (EMULATOR_LANDING_URL)")
 	tokenSecret := flag.String("token-secret", env("EMULATOR_TOKEN_SECRET", ""), "HS256 secret publishers' development tokens must be signed with, for publishers without one (EMULATOR_TOKEN_SECRET)")
+	readLag := flag.String("read-lag", env("EMULATOR_READ_LAG", ""), "how long Get/List subscription lag a finished operation, e.g. 2s or 0; default the configuration's readLag, else 2s (EMULATOR_READ_LAG)")
 	flag.Parse()
 
 	log, err := zap.NewProduction()
@@ -56,6 +57,13 @@ func run() error {
 		if cfg, err = emulator.LoadConfig(*configFile); err != nil {
 			return err
 		}
+	}
+	if *readLag != "" {
+		d, err := time.ParseDuration(*readLag)
+		if err != nil || d < 0 {
+			return fmt.Errorf("read lag %q: want a duration such as 2s, or 0", *readLag)
+		}
+		cfg.ReadLag = emulator.NewDuration(d)
 	}
 	for i := range cfg.Publishers {
 		if cfg.Publishers[i].WebhookURL == "" {

@@ -64,7 +64,8 @@ func CheckedOperations() map[string]int {
 }
 
 // Start runs an emulator until the test ends. Its demo publisher verifies the client's tokens with
-// TokenSecret, and operations and auto-accept are quick (100 ms, 1 s) so tests stay fast. Unless
+// TokenSecret, and operations and auto-accept are quick (100 ms, 1 s) so tests stay fast; reads do not
+// lag operations unless Configure sets ReadLag. Unless
 // opts.SkipConformance, the traffic is checked against the OpenAPI files and violations fail the test.
 func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
