@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
 	"saasengine/marketplace"
@@ -122,6 +123,13 @@ func (a *Activities) fail(ctx context.Context, err error) error {
 	var attempt int32
 	if activity.IsActivity(ctx) {
 		attempt = activity.GetInfo(ctx).Attempt
+	}
+	if ctx.Err() != nil {
+		// This attempt was cut short (worker shutting down, activity timeout), whatever the error says
+		// of itself (its cause may be the worker's own "worker is now shutdown"): nothing is known about
+		// the call, so it is retried like any unanswered call.
+		a.log(ctx).Warn("activity cut short", zap.Error(err))
+		return temporal.NewApplicationError(err.Error(), ErrMarketplaceRetryable)
 	}
 	mapped := mapError(err, attempt)
 	a.log(ctx).Warn("activity failed", zap.Error(err))

@@ -164,8 +164,17 @@ func appliedOnce(t *testing.T, s *stacktest.Stack, id string, ops ...string) {
 // a customer seat change the ISV accepts, a customer plan change the ISV refuses, a publisher plan
 // change, suspension, reinstatement, renewal and the customer's cancellation. At every step Microsoft's
 // record, the workflow's state and the ISV's tenant agree, and every provisioning key is applied once.
+//
+// It runs with Microsoft's reads lagging its operations by 0, 2 (the emulator's default, as Microsoft's)
+// and 5 seconds: the workflow never waits for reconciliation to agree.
 func TestLifecycleBothSidesAgree(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{NoWorker: true})
+	for _, lag := range []time.Duration{0, 2 * time.Second, 5 * time.Second} {
+		t.Run(fmt.Sprintf("read lag %s", lag), func(t *testing.T) { lifecycleBothSidesAgree(t, lag) })
+	}
+}
+
+func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
+	s := stacktest.Start(t, stacktest.Options{NoWorker: true, ConfigureEmulator: func(c *emulator.Config) { c.ReadLag = emulator.NewDuration(lag) }})
 	// Set before any worker goroutine exists, so the provisioner reads it without a race.
 	s.Provisioner.RejectPlans = []string{"basic"}
 	s.StartWorker(t)
@@ -289,7 +298,7 @@ func TestLifecycleBothSidesAgree(t *testing.T) {
 		}
 	}
 
-	record(t, s.Client, workflows.WorkflowID(id), "full-lifecycle")
+	record(t, s.Client, workflows.WorkflowID(id), fmt.Sprintf("full-lifecycle-lag%ds", int(lag.Seconds())))
 }
 
 // Many changes from both sides in a workflow that continues as new every three inputs, ended by the
