@@ -2,7 +2,9 @@
 // (SQLite under a data folder, so a restart keeps every workflow), the Marketplace emulator with its demo
 // offer, the worker, and the webhook/landing/admin server, wired to each other. The same environment
 // variables as the separate binaries point any part at a real service instead: TEMPORAL_ADDRESS for a
-// Temporal cluster, MARKETPLACE_BASE_URL (with real credentials) for Microsoft's API.
+// Temporal cluster, MARKETPLACE_BASE_URL (with real credentials) for Microsoft's API. The well-known
+// development admin token guards the admin API only while the stack runs its own emulator; pointed at
+// Microsoft's API, the admin API needs ADMIN_TOKEN or stays off.
 //
 // cmd/allinone is its command; the end-to-end test runs it in process.
 package allinone
@@ -32,7 +34,8 @@ import (
 	"saasengine/workflows"
 )
 
-// devAdminToken is the admin API's token when ADMIN_TOKEN is not set: fine on a laptop's loopback.
+// devAdminToken is the admin API's token when ADMIN_TOKEN is not set and the stack runs its own emulator:
+// fine on a laptop's loopback, never in front of Microsoft's API (see environment).
 const devAdminToken = "dev-admin-token"
 
 // Options say where the stack keeps its state and listens. Environment variables (Getenv) override the
@@ -99,33 +102,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}()
 	external := func(name string) bool { return o.Getenv(name) != "" }
-	useEmulator := !external("MARKETPLACE_BASE_URL")
-	defaults := map[string]string{
-		"LOG_FORMAT":                   "console",
-		"METRICS_ADDR":                 "127.0.0.1:9090",
-		"WEBHOOK_LISTEN_ADDR":          o.HTTPAddr,
-		"ADMIN_TOKEN":                  devAdminToken,
-		"SESSION_KEY":                  sessionKey,
-		"PROVISIONING_DEMO_FILE":       filepath.Join(o.DataDir, "tenants.json"),
-		"TEMPORAL_ADDRESS":             fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
-		"RECONCILE_INTERVAL":           "1h",
-		"MARKETPLACE_DEV_TOKEN_SECRET": "allinone-dev-secret",
+	getenv, useEmulator, err := environment(o, s.EmulatorURL, sessionKey)
+	if err != nil {
+		return nil, err
 	}
-	if useEmulator {
-		defaults["MARKETPLACE_BASE_URL"] = s.EmulatorURL + "/api"
-		defaults["MARKETPLACE_TENANT_ID"] = emulator.DemoTenantID
-		defaults["MARKETPLACE_CLIENT_ID"] = emulator.DemoAppID
-		defaults["WEBHOOK_ENTRA_AUTHORITY"] = s.EmulatorURL
-	} else {
+	if !useEmulator {
 		s.EmulatorURL = ""
-		defaults["MARKETPLACE_DEV_TOKEN_SECRET"] = ""
 	}
-	getenv := config.Getenv(func(k string) string {
-		if v := o.Getenv(k); v != "" {
-			return v
-		}
-		return defaults[k]
-	})
 
 	obs := config.ObservabilityFromEnv(getenv)
 	s.log = o.Logger
@@ -153,6 +136,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.TemporalAt, s.Namespace, s.WebhookPath, s.AdminToken = tc.Address, tc.Namespace, wc.Path, wc.AdminToken
+	if !useEmulator && s.AdminToken == "" {
+		s.log.Warn("admin API off: pointed at Microsoft's marketplace API, the development admin token is not used; set ADMIN_TOKEN to turn the admin API on")
+	}
 
 	// 1. Temporal: embedded unless TEMPORAL_ADDRESS points elsewhere.
 	if !external("TEMPORAL_ADDRESS") {
@@ -241,6 +227,41 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	return s, nil
 }
 
+// environment is the configuration the stack runs with: the caller's variables first, then development
+// defaults. The well-known development admin token is a default only while the stack runs its own
+// emulator: pointed at Microsoft's API (MARKETPLACE_BASE_URL set), the admin API is on only with an
+// ADMIN_TOKEN of the operator's own, and the development token is refused rather than trusted there.
+func environment(o Options, emulatorURL, sessionKey string) (_ config.Getenv, useEmulator bool, _ error) {
+	set := func(name string) string { return strings.TrimSpace(o.Getenv(name)) }
+	useEmulator = set("MARKETPLACE_BASE_URL") == ""
+	defaults := map[string]string{
+		"LOG_FORMAT":             "console",
+		"METRICS_ADDR":           "127.0.0.1:9090",
+		"WEBHOOK_LISTEN_ADDR":    o.HTTPAddr,
+		"SESSION_KEY":            sessionKey,
+		"PROVISIONING_DEMO_FILE": filepath.Join(o.DataDir, "tenants.json"),
+		"TEMPORAL_ADDRESS":       fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
+		"RECONCILE_INTERVAL":     "1h",
+	}
+	if useEmulator {
+		defaults["ADMIN_TOKEN"] = devAdminToken
+		defaults["MARKETPLACE_DEV_TOKEN_SECRET"] = "allinone-dev-secret"
+		defaults["MARKETPLACE_BASE_URL"] = emulatorURL + "/api"
+		defaults["MARKETPLACE_TENANT_ID"] = emulator.DemoTenantID
+		defaults["MARKETPLACE_CLIENT_ID"] = emulator.DemoAppID
+		defaults["WEBHOOK_ENTRA_AUTHORITY"] = emulatorURL
+	} else if set("ADMIN_TOKEN") == devAdminToken {
+		return nil, false, errors.New("ADMIN_TOKEN is the development token, which anyone can read in this repository: " +
+			"pointed at Microsoft's API (MARKETPLACE_BASE_URL), set a token of your own, or leave ADMIN_TOKEN unset to run with the admin API off")
+	}
+	return config.Getenv(func(k string) string {
+		if v := o.Getenv(k); v != "" {
+			return v
+		}
+		return defaults[k]
+	}), useEmulator, nil
+}
+
 // Close stops everything, newest first.
 func (s *Stack) Close() {
 	for i := len(s.closers) - 1; i >= 0; i-- {
@@ -266,6 +287,7 @@ func (s *Stack) Banner() string {
 	fmt.Fprintf(&b, "  Webhook             %s%s\n", s.HTTPURL, s.WebhookPath)
 	switch s.AdminToken {
 	case "":
+		fmt.Fprintf(&b, "  Admin API           off   (the development token serves only the emulator; set ADMIN_TOKEN to turn it on)\n")
 	case devAdminToken:
 		fmt.Fprintf(&b, "  Admin API           %s/admin/subscriptions   (Authorization: Bearer %s)\n", s.HTTPURL, devAdminToken)
 	default:

@@ -9,23 +9,10 @@ import (
 	"time"
 )
 
-// sharedDir is ../shared beside the repository root, where the API digest, the OpenAPI files and the
-// example payloads live.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs("../../shared/marketplace")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("shared material not found at %s: %v", dir, err)
-	}
-	return dir
-}
-
+// readExample reads a payload from testdata/examples (see its README).
 func readExample(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedDir(t), "examples", name))
+	b, err := os.ReadFile(filepath.Join("testdata", "examples", name))
 	if err != nil {
 		t.Fatal(err)
 	}

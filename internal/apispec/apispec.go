@@ -2,20 +2,19 @@
 // API v2 and the Metering API, with kin-openapi. Tests put it around the client (a RoundTripper) and around
 // the emulator (a handler middleware), so both sides are held to the published contract.
 //
-// The files are read from ../shared/marketplace/openapi beside the repository root. Where the files are
-// known to be wrong about Microsoft's real behaviour, allowList says so and why.
+// The files are Microsoft's, embedded from the openapi folder (see its README for their origin and MIT
+// license). Where the files are known to be wrong about Microsoft's real behaviour, allowList says so and why.
 package apispec
 
 import (
 	"bytes"
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 
@@ -25,8 +24,13 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
-// Files are the official OpenAPI files, relative to the openapi folder.
+// Files are the official OpenAPI files, in the embedded openapi folder.
 var Files = []string{"saasapi.v2.json", "meteringapi.v1.json"}
+
+// openapiFS holds the files in the binary, so tests need nothing beside the repository.
+//
+//go:embed openapi/*.json
+var openapiFS embed.FS
 
 // specServer is where both files say the API lives; traffic to any other host is checked as if sent there.
 const specServer = "https://marketplaceapi.microsoft.com"
@@ -40,33 +44,16 @@ type Spec struct {
 // OperationIDs lists the operation IDs of both files, sorted: what a test run should have exercised.
 func (s *Spec) OperationIDs() []string { return append([]string(nil), s.ops...) }
 
-// Dir finds ../shared/marketplace/openapi from the repository root (the folder with go.mod), starting at the
-// working directory, which for a test is its package's folder.
-func Dir() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			spec := filepath.Join(dir, "..", "shared", "marketplace", "openapi")
-			if _, err := os.Stat(spec); err != nil {
-				return "", fmt.Errorf("apispec: OpenAPI files not found beside the repository: %w", err)
-			}
-			return spec, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", errors.New("apispec: no go.mod above the working directory")
-		}
-	}
-}
-
-// Load reads and validates the OpenAPI files in dir.
-func Load(dir string) (*Spec, error) {
+// Load reads and validates the embedded OpenAPI files.
+func Load() (*Spec, error) {
 	s := &Spec{}
 	for _, name := range Files {
+		data, err := openapiFS.ReadFile("openapi/" + name)
+		if err != nil {
+			return nil, fmt.Errorf("apispec: read %s: %w", name, err)
+		}
 		loader := openapi3.NewLoader()
-		doc, err := loader.LoadFromFile(filepath.Join(dir, name))
+		doc, err := loader.LoadFromData(data)
 		if err != nil {
 			return nil, fmt.Errorf("apispec: load %s: %w", name, err)
 		}
@@ -95,16 +82,9 @@ var (
 	loadErr  error
 )
 
-// Default loads the files from Dir once per process.
+// Default loads the files once per process.
 func Default() (*Spec, error) {
-	loadOnce.Do(func() {
-		dir, err := Dir()
-		if err != nil {
-			loadErr = err
-			return
-		}
-		loaded, loadErr = Load(dir)
-	})
+	loadOnce.Do(func() { loaded, loadErr = Load() })
 	return loaded, loadErr
 }
 

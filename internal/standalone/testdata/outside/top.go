@@ -1,0 +1,4 @@
+package outside
+
+// At the root, even a bare parent climbs out.
+var up = ".."
