@@ -15,8 +15,9 @@ import (
 //
 //	RECORD_HISTORIES=<tag> go test -count=1 ./engine/ -run Lifecycle
 //
-// full-lifecycle.json is one run through every step of a subscription's life; change-heavy-*.json and
-// lifecycle-*.json are lives spread over several continue-as-new runs. CI replays the committed files.
+// <tag>-full-lifecycle-lag*.json are whole lives at Microsoft's read lags of 0, 2 and 5 s;
+// <tag>-change-heavy-*.json and <tag>-lifecycle-*.json are lives spread over several continue-as-new
+// runs. The baseline's are tagged "baseline"; CI replays every committed file.
 
 func recordedHistories(t *testing.T) []string {
 	t.Helper()
