@@ -106,7 +106,7 @@ func TestClientAgainstEmulatorWholeLifecycle(t *testing.T) {
 		t.Fatalf("change plan: %v", err)
 	}
 	waitOperation(t, c, p.SubscriptionID, opID)
-	sub, _ = c.GetSubscription(ctx, p.SubscriptionID)
+	sub = readUntil(t, c, p.SubscriptionID, func(s *marketplace.Subscription) bool { return s.PlanID == "enterprise" })
 	if sub.PlanID != "enterprise" || sub.Quantity != 50 {
 		t.Fatalf("after change plan to enterprise (min 50 seats): plan %s quantity %d", sub.PlanID, sub.Quantity)
 	}
@@ -137,7 +137,7 @@ func TestClientAgainstEmulatorWholeLifecycle(t *testing.T) {
 		t.Fatalf("delete: %v", err)
 	}
 	waitOperation(t, c, p.SubscriptionID, opID)
-	if sub, _ = c.GetSubscription(ctx, p.SubscriptionID); sub.Status != marketplace.StatusUnsubscribed {
+	if sub = readUntil(t, c, p.SubscriptionID, func(s *marketplace.Subscription) bool { return s.Status == marketplace.StatusUnsubscribed }); sub.Status != marketplace.StatusUnsubscribed {
 		t.Fatalf("after delete: %s", sub.Status)
 	}
 
@@ -451,4 +451,21 @@ func TestPublishersAreToldApartByTheirTokens(t *testing.T) {
 func isStatus(err error, status int) bool {
 	e, ok := marketplace.AsError(err)
 	return ok && e.StatusCode == status
+}
+
+// readUntil reads the subscription until cond holds or 15 s pass, and returns the last read: Get
+// subscription lags the operations that change it, as Microsoft's does.
+func readUntil(t *testing.T, c *marketplace.Client, id string, cond func(*marketplace.Subscription) bool) *marketplace.Subscription {
+	t.Helper()
+	var sub *marketplace.Subscription
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		s, err := c.GetSubscription(context.Background(), id)
+		if err != nil {
+			t.Fatalf("get subscription: %v", err)
+		}
+		if sub = s; cond(s) {
+			break
+		}
+	}
+	return sub
 }
