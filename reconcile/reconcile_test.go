@@ -26,7 +26,8 @@ func agrees(st workflows.State, sub marketplace.Subscription) bool {
 // Webhooks lost for good (Microsoft gives up after 8 hours): one reconciliation later every workflow
 // agrees with Microsoft and every operation the customer started has been decided.
 func TestReconciliationHealsMissedWebhooks(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{})
+	// The customer's changes stay outstanding (undecided) until reconciliation finds them.
+	s := stacktest.Start(t, stacktest.Options{ConfigureEmulator: func(c *emulator.Config) { c.AutoAcceptAfter = emulator.Duration(time.Hour) }})
 	emu := s.Emu.Emulator
 	changeQty := s.Activated(t, "team", 10)
 	changePlan := s.Activated(t, "team", 10)
@@ -68,12 +69,18 @@ func TestReconciliationHealsMissedWebhooks(t *testing.T) {
 		t.Fatalf("the engine learned of the suspension without a webhook: %s", st.Status)
 	}
 	emu.ClearFaults()
+	// Microsoft's List subscriptions lags its operations too: reconcile once it shows them.
+	caughtUp(t, s, suspend, func(sub marketplace.Subscription) bool { return sub.Status == marketplace.StatusSuspended })
+	caughtUp(t, s, cancel, func(sub marketplace.Subscription) bool { return sub.Status == marketplace.StatusUnsubscribed })
+	renewed, _ := emu.Subscription(renew)
+	caughtUp(t, s, renew, func(sub marketplace.Subscription) bool { return sub.Term.EndDate.Equal(renewed.Term.EndDate.Time) })
 
 	rep := runReconciliation(t, s)
 	if rep.Seen != 6 || rep.Healed != 5 || rep.InSync != 1 || rep.Errors != 0 {
 		t.Fatalf("report %s %+v", rep, rep.ErrorSamples)
 	}
-	if rep.Drift[reconcile.DriftOutstanding] != 2 || rep.Drift[reconcile.DriftStatus] != 2 || rep.Drift[reconcile.DriftTerm] != 1 {
+	// The suspended subscription's tenant is not suspended either: the third side's drift.
+	if rep.Drift[reconcile.DriftOutstanding] != 2 || rep.Drift[reconcile.DriftStatus] != 2 || rep.Drift[reconcile.DriftTerm] != 1 || rep.Drift[reconcile.DriftTenant] != 1 {
 		t.Fatalf("drift kinds %v", rep.Drift)
 	}
 
@@ -260,5 +267,21 @@ func TestReconciliationRestartsAnEndedWorkflow(t *testing.T) {
 	}
 	if again := runReconciliation(t, s); again.InSync != 1 || again.Adopted != 0 {
 		t.Fatalf("second run: %s", again)
+	}
+}
+
+// caughtUp waits until Microsoft's record of a subscription, as its API reads it, satisfies cond.
+func caughtUp(t *testing.T, s *stacktest.Stack, id string, cond func(marketplace.Subscription) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		sub, err := s.Emu.Client.GetSubscription(context.Background(), id)
+		if err == nil && cond(*sub) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Microsoft's record of %s never caught up (last read %+v, %v)", id, sub, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
