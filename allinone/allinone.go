@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -199,12 +200,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if closer, ok := prov.(io.Closer); ok {
+		s.closers = append(s.closers, func() { _ = closer.Close() })
+	}
 	if interval > 0 {
 		if err := reconcile.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
 			return nil, err
 		}
 	}
 	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker"), Workflow: workflows.Options{RequireApproval: wk.RequireApproval}}
+	engine.SetWorkflowCacheSize(wk)
 	w := engine.NewWorker(c, tc.TaskQueue, deps, engine.WorkerOptions(wk))
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -239,7 +244,7 @@ func environment(o Options, emulatorURL, sessionKey string) (_ config.Getenv, us
 		"METRICS_ADDR":           "127.0.0.1:9090",
 		"WEBHOOK_LISTEN_ADDR":    o.HTTPAddr,
 		"SESSION_KEY":            sessionKey,
-		"PROVISIONING_DEMO_FILE": filepath.Join(o.DataDir, "tenants.json"),
+		"PROVISIONING_DEMO_FILE": filepath.Join(o.DataDir, "tenants.db"),
 		"TEMPORAL_ADDRESS":       fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
 		"RECONCILE_INTERVAL":     "1h",
 	}

@@ -141,7 +141,7 @@ type Provisioning struct {
 	Secret  string        // PROVISIONING_SECRET: HMAC key of the callback's signature
 	Timeout time.Duration // PROVISIONING_TIMEOUT, default 10s
 	// Demo provisioner.
-	DemoFile        string // PROVISIONING_DEMO_FILE, default data/tenants.json
+	DemoFile        string // PROVISIONING_DEMO_FILE: its SQLite database, default data/tenants.db
 	DemoMaxQuantity int64  // PROVISIONING_DEMO_MAX_QUANTITY: reject seat changes above it (0: no limit)
 }
 
@@ -151,7 +151,7 @@ func ProvisioningFromEnv(g Getenv) (Provisioning, error) {
 		Mode:     g.str("PROVISIONING_MODE", "demo"),
 		URL:      g.str("PROVISIONING_URL", ""),
 		Secret:   g.str("PROVISIONING_SECRET", ""),
-		DemoFile: g.str("PROVISIONING_DEMO_FILE", "data/tenants.json"),
+		DemoFile: g.str("PROVISIONING_DEMO_FILE", "data/tenants.db"),
 	}
 	var err error
 	if p.Timeout, err = g.duration("PROVISIONING_TIMEOUT", 10*time.Second); err != nil {
@@ -182,11 +182,20 @@ type Worker struct {
 	// RequireApproval makes the workflows the worker starts (reconciliation's adoptions) wait for an
 	// operator's approval before activation, as the webhook server's do (REQUIRE_APPROVAL).
 	RequireApproval bool
+	// WorkflowCacheSize is how many workflows the process keeps in memory between their tasks (the
+	// Temporal SDK's sticky cache, WORKFLOW_CACHE_SIZE, default DefaultWorkflowCacheSize). A cached
+	// workflow's next task runs at once; an evicted one first replays its history. 0 caches none.
+	WorkflowCacheSize int
 }
 
-// WorkerFromEnv reads WORKER_STOP_TIMEOUT and REQUIRE_APPROVAL.
+// DefaultWorkflowCacheSize bounds a worker's memory whatever the number of subscriptions: a cached
+// subscription workflow costs tens of kilobytes (see BENCHMARKS.md), and the SDK's own default of 10,000
+// would keep every subscription of a large publisher in memory although nearly all are idle for weeks.
+const DefaultWorkflowCacheSize = 1000
+
+// WorkerFromEnv reads WORKER_STOP_TIMEOUT, REQUIRE_APPROVAL and WORKFLOW_CACHE_SIZE.
 func WorkerFromEnv(g Getenv) (Worker, error) {
-	var w Worker
+	w := Worker{WorkflowCacheSize: DefaultWorkflowCacheSize}
 	var err error
 	if w.StopTimeout, err = g.duration("WORKER_STOP_TIMEOUT", 30*time.Second); err != nil {
 		return w, err
@@ -196,6 +205,11 @@ func WorkerFromEnv(g Getenv) (Worker, error) {
 	}
 	if w.RequireApproval, err = g.boolean("REQUIRE_APPROVAL"); err != nil {
 		return w, err
+	}
+	if v := g.str("WORKFLOW_CACHE_SIZE", ""); v != "" {
+		if w.WorkflowCacheSize, err = strconv.Atoi(v); err != nil || w.WorkflowCacheSize < 0 {
+			return w, fmt.Errorf("WORKFLOW_CACHE_SIZE: want a number of workflows, 0 or more, got %q", v)
+		}
 	}
 	return w, nil
 }

@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("plaintext by default: %v %v", tls, err)
 	}
 	p, err := ProvisioningFromEnv(env(nil))
-	if err != nil || p.Mode != "demo" {
+	if err != nil || p.Mode != "demo" || p.DemoFile != "data/tenants.db" {
 		t.Fatalf("provisioning defaults %+v %v", p, err)
 	}
 }
@@ -31,12 +31,17 @@ func TestDefaults(t *testing.T) {
 func TestWorkerFromEnv(t *testing.T) {
 	w, err := WorkerFromEnv(env(nil))
 	// A stopping worker lets running activities finish by default instead of cancelling them at once.
-	if err != nil || w.StopTimeout != 30*time.Second || w.RequireApproval {
+	if err != nil || w.StopTimeout != 30*time.Second || w.RequireApproval || w.WorkflowCacheSize != DefaultWorkflowCacheSize {
 		t.Fatalf("worker defaults %+v %v", w, err)
 	}
-	w, err = WorkerFromEnv(env(map[string]string{"WORKER_STOP_TIMEOUT": "2m", "REQUIRE_APPROVAL": "true"}))
-	if err != nil || w.StopTimeout != 2*time.Minute || !w.RequireApproval {
+	w, err = WorkerFromEnv(env(map[string]string{"WORKER_STOP_TIMEOUT": "2m", "REQUIRE_APPROVAL": "true", "WORKFLOW_CACHE_SIZE": "250"}))
+	if err != nil || w.StopTimeout != 2*time.Minute || !w.RequireApproval || w.WorkflowCacheSize != 250 {
 		t.Fatalf("worker settings %+v %v", w, err)
+	}
+	// 0 is a choice (no cache: every workflow task replays its history), not a missing value.
+	w, err = WorkerFromEnv(env(map[string]string{"WORKFLOW_CACHE_SIZE": "0"}))
+	if err != nil || w.WorkflowCacheSize != 0 {
+		t.Fatalf("cache off %+v %v", w, err)
 	}
 }
 
@@ -66,6 +71,8 @@ func TestRefusals(t *testing.T) {
 		{"http provisioning without secret", map[string]string{"PROVISIONING_MODE": "http", "PROVISIONING_URL": "http://x"}, func(g Getenv) error { _, err := ProvisioningFromEnv(g); return err }, "PROVISIONING_SECRET"},
 		{"negative stop timeout", map[string]string{"WORKER_STOP_TIMEOUT": "-1s"}, func(g Getenv) error { _, err := WorkerFromEnv(g); return err }, "WORKER_STOP_TIMEOUT"},
 		{"stop timeout without unit", map[string]string{"WORKER_STOP_TIMEOUT": "30"}, func(g Getenv) error { _, err := WorkerFromEnv(g); return err }, "WORKER_STOP_TIMEOUT"},
+		{"negative workflow cache", map[string]string{"WORKFLOW_CACHE_SIZE": "-1"}, func(g Getenv) error { _, err := WorkerFromEnv(g); return err }, "WORKFLOW_CACHE_SIZE"},
+		{"workflow cache in bytes", map[string]string{"WORKFLOW_CACHE_SIZE": "100MB"}, func(g Getenv) error { _, err := WorkerFromEnv(g); return err }, "number of workflows"},
 		{"unknown provisioning mode", map[string]string{"PROVISIONING_MODE": "ftp"}, func(g Getenv) error { _, err := ProvisioningFromEnv(g); return err }, "want demo or http"},
 		{"two credentials", map[string]string{"MARKETPLACE_TENANT_ID": "t", "MARKETPLACE_CLIENT_ID": "c", "MARKETPLACE_CLIENT_SECRET": "s", "MARKETPLACE_DEV_TOKEN_SECRET": "d"}, func(g Getenv) error { _, err := MarketplaceFromEnv(g).TokenSource(); return err }, "exactly one"},
 		{"dev tokens against Microsoft", map[string]string{"MARKETPLACE_TENANT_ID": "t", "MARKETPLACE_CLIENT_ID": "c", "MARKETPLACE_DEV_TOKEN_SECRET": "d"}, func(g Getenv) error { _, err := MarketplaceFromEnv(g).TokenSource(); return err }, "emulator"},

@@ -41,6 +41,13 @@ func WorkerOptions(w config.Worker) worker.Options {
 	return worker.Options{WorkerStopTimeout: w.StopTimeout}
 }
 
+// SetWorkflowCacheSize sizes the process's workflow cache from configuration (the SDK's sticky cache,
+// which every worker of the process shares). The SDK sizes the cache when the first worker of the process
+// is created, so call this before NewWorker.
+func SetWorkflowCacheSize(w config.Worker) {
+	worker.SetStickyWorkflowCacheSize(w.WorkflowCacheSize)
+}
+
 // NewWorker builds a worker on taskQueue with every workflow and activity of the engine registered.
 func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) worker.Worker {
 	if d.Logger == nil {

@@ -2,84 +2,130 @@ package provisioning
 
 import (
 	"context"
-	"encoding/json"
+	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver the embedded Temporal server uses too
 
 	"saasengine/marketplace"
 )
 
-// Demo is a provisioner that keeps tenants in a JSON file. It stands in for the ISV's service in dev mode
-// and in tests, and shows what a real provisioner must do: apply each idempotency key once.
+// Demo is a provisioner that keeps tenants in a SQLite database: one row per tenant and one per
+// idempotency key, written in one short transaction per call. It stands in for the ISV's service in dev
+// mode and in tests, and shows what a real provisioner must do: apply each idempotency key once.
+//
+// A tenants file of the JSON format earlier versions kept is migrated when NewDemo first meets it.
 type Demo struct {
 	// MaxQuantity, when positive, makes DecideChange reject seat counts above it.
 	MaxQuantity int64
 	// RejectPlans are plans DecideChange refuses.
 	RejectPlans []string
 
-	path string
-	mu   sync.Mutex
-	data demoFile
+	db *sql.DB
+	// writeMu serialises this process's write transactions: SQLite takes one writer at a time, and
+	// waiting here is cheaper and fairer than SQLite's busy-wait (busy_timeout covers other processes).
+	writeMu sync.Mutex
 }
 
-type demoFile struct {
-	Tenants map[string]Tenant     `json:"tenants"`
-	Keys    map[string]*keyRecord `json:"keys"`
-}
+const demoSchema = `
+CREATE TABLE IF NOT EXISTS tenants (
+	subscription_id       TEXT PRIMARY KEY,
+	offer_id              TEXT NOT NULL DEFAULT '',
+	plan_id               TEXT NOT NULL DEFAULT '',
+	quantity              INTEGER NOT NULL DEFAULT 0,
+	beneficiary_tenant_id TEXT NOT NULL DEFAULT '',
+	status                TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+	key             TEXT PRIMARY KEY,
+	-- calls counts every call that carried the key, repeats included.
+	calls           INTEGER NOT NULL DEFAULT 0,
+	-- applied counts the state changes made under the key; it stays at 1 however often the key repeats.
+	applied         INTEGER NOT NULL DEFAULT 0,
+	-- done lists the methods applied under the key, space-separated.
+	done            TEXT NOT NULL DEFAULT '',
+	-- the decision on a change (DecideKey), once made; NULL before.
+	decision_accept INTEGER,
+	decision_reason TEXT NOT NULL DEFAULT ''
+);`
 
-// keyRecord remembers what one idempotency key did, per method.
-type keyRecord struct {
-	// Applied counts the state changes made under the key; it stays at 1 however often the key repeats.
-	Applied int `json:"applied"`
-	// Calls counts every call that carried the key, repeats included.
-	Calls     int                  `json:"calls"`
-	Done      map[string]bool      `json:"done,omitempty"`
-	Decisions map[string]*Decision `json:"decisions,omitempty"`
-}
-
-// NewDemo opens (or starts) the tenant file at path.
+// NewDemo opens (or creates) the SQLite database at path. If path holds a tenants file of the earlier JSON
+// format, or path does not exist and a JSON file of the same name with the extension .json does (the old
+// default, data/tenants.json, beside the new one, data/tenants.db), its tenants and idempotency keys are
+// imported once and the JSON file is kept as <file>.migrated.
 func NewDemo(path string) (*Demo, error) {
-	d := &Demo{path: path, data: demoFile{Tenants: map[string]Tenant{}, Keys: map[string]*keyRecord{}}}
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return d, nil
-	case err != nil:
-		return nil, fmt.Errorf("provisioning: read %s: %w", path, err)
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("provisioning: demo database path %q must not contain '?'", path)
 	}
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &d.data); err != nil {
-			return nil, fmt.Errorf("provisioning: decode %s: %w", path, err)
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("provisioning: %w", err)
 		}
 	}
-	if d.data.Tenants == nil {
-		d.data.Tenants = map[string]Tenant{}
+	if err := migrateLegacy(path); err != nil {
+		return nil, err
 	}
-	if d.data.Keys == nil {
-		d.data.Keys = map[string]*keyRecord{}
+	db, err := openDemoDB(path, true)
+	if err != nil {
+		return nil, err
 	}
-	return d, nil
+	return &Demo{db: db}, nil
 }
+
+// openDemoDB opens the database and makes sure its tables exist. wal selects write-ahead logging, so that
+// readers (queries from tests, the operator) never wait for the writer.
+func openDemoDB(path string, wal bool) (*sql.DB, error) {
+	dsn := path + "?_pragma=busy_timeout(10000)&_txlock=immediate"
+	if wal {
+		// NORMAL in WAL mode keeps every commit atomic and consistent; the last commits before a power cut
+		// may be lost, as with the JSON file before (which was never synced either).
+		dsn += "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning: open %s: %w", path, err)
+	}
+	// A few connections let reads run beside the one writer; each costs a page cache.
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	if _, err := db.Exec(demoSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("provisioning: %s: create tables: %w", path, err)
+	}
+	return db, nil
+}
+
+// Close closes the database.
+func (d *Demo) Close() error { return d.db.Close() }
 
 // Tenant returns the tenant of a subscription.
 func (d *Demo) Tenant(subscriptionID string) (Tenant, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	t, ok := d.data.Tenants[subscriptionID]
+	t, ok, err := getTenant(context.Background(), d.db, subscriptionID)
+	if err != nil {
+		return Tenant{}, false
+	}
 	return t, ok
 }
 
 // Tenants returns every tenant, in no particular order.
 func (d *Demo) Tenants() []Tenant {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]Tenant, 0, len(d.data.Tenants))
-	for _, t := range d.data.Tenants {
+	rows, err := d.db.Query(`SELECT subscription_id, offer_id, plan_id, quantity, beneficiary_tenant_id, status FROM tenants`)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	var out []Tenant
+	for rows.Next() {
+		var t Tenant
+		if err := rows.Scan(&t.SubscriptionID, &t.OfferID, &t.PlanID, &t.Quantity, &t.BeneficiaryTenantID, &t.Status); err != nil {
+			return out
+		}
 		out = append(out, t)
 	}
 	return out
@@ -88,22 +134,16 @@ func (d *Demo) Tenants() []Tenant {
 // Applied returns how many state changes were made under an idempotency key; with correct callers it is
 // never more than 1 per step.
 func (d *Demo) Applied(key string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if r := d.data.Keys[key]; r != nil {
-		return r.Applied
-	}
-	return 0
+	var n int
+	_ = d.db.QueryRow(`SELECT applied FROM idempotency_keys WHERE key = ?`, key).Scan(&n)
+	return n
 }
 
 // Calls returns how many calls carried an idempotency key, repeats included.
 func (d *Demo) Calls(key string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if r := d.data.Keys[key]; r != nil {
-		return r.Calls
-	}
-	return 0
+	var n int
+	_ = d.db.QueryRow(`SELECT calls FROM idempotency_keys WHERE key = ?`, key).Scan(&n)
+	return n
 }
 
 // Provision creates the subscription's tenant (or refreshes it when it exists).
@@ -121,28 +161,35 @@ func (d *Demo) Provision(ctx context.Context, r Request) error {
 // DecideChange accepts a change unless its quantity exceeds MaxQuantity or its plan is in RejectPlans.
 // A repeated key (the request's DecideKey) gets the first decision.
 func (d *Demo) DecideChange(ctx context.Context, r ChangeRequest) (Decision, error) {
-	if err := ctx.Err(); err != nil {
+	var dec Decision
+	err := d.write(ctx, func(tx *sql.Tx) error {
+		key := r.DecideKey()
+		if err := countCall(ctx, tx, key); err != nil {
+			return err
+		}
+		var accept sql.NullBool
+		var reason string
+		if err := tx.QueryRowContext(ctx, `SELECT decision_accept, decision_reason FROM idempotency_keys WHERE key = ?`, key).Scan(&accept, &reason); err != nil {
+			return err
+		}
+		if accept.Valid {
+			dec = Decision{Accept: accept.Bool, Reason: reason}
+			return nil
+		}
+		dec = Decision{Accept: true}
+		switch {
+		case r.Action == marketplace.ActionChangeQuantity && d.MaxQuantity > 0 && r.Quantity > d.MaxQuantity:
+			dec = Decision{Reason: fmt.Sprintf("quantity %d is above the limit of %d", r.Quantity, d.MaxQuantity)}
+		case r.Action == marketplace.ActionChangePlan && slices.Contains(d.RejectPlans, r.PlanID):
+			dec = Decision{Reason: fmt.Sprintf("plan %q is not offered to this tenant", r.PlanID)}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET decision_accept = ?, decision_reason = ? WHERE key = ?`, dec.Accept, dec.Reason, key)
+		return err
+	})
+	if err != nil {
 		return Decision{}, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	rec := d.record(r.DecideKey())
-	rec.Calls++
-	if dec, ok := rec.Decisions["decide"]; ok {
-		return *dec, d.save()
-	}
-	dec := Decision{Accept: true}
-	switch {
-	case r.Action == marketplace.ActionChangeQuantity && d.MaxQuantity > 0 && r.Quantity > d.MaxQuantity:
-		dec = Decision{Reason: fmt.Sprintf("quantity %d is above the limit of %d", r.Quantity, d.MaxQuantity)}
-	case r.Action == marketplace.ActionChangePlan && slices.Contains(d.RejectPlans, r.PlanID):
-		dec = Decision{Reason: fmt.Sprintf("plan %q is not offered to this tenant", r.PlanID)}
-	}
-	if rec.Decisions == nil {
-		rec.Decisions = map[string]*Decision{}
-	}
-	rec.Decisions["decide"] = &dec
-	return dec, d.save()
+	return dec, nil
 }
 
 // ApplyChange moves the tenant to the new plan or quantity.
@@ -195,72 +242,102 @@ func (d *Demo) setStatus(ctx context.Context, method string, r Request, s Tenant
 	})
 }
 
-// step applies change to the tenant once per (method, key) and saves the file. A failed change applies
-// nothing and is not remembered, so a retry may succeed.
+// step applies change to the tenant once per (method, key), in one transaction with the key's record. A
+// failed change applies nothing and is not remembered, so a retry may succeed; the call is counted.
 func (d *Demo) step(ctx context.Context, method, subscriptionID, key string, change func(t *Tenant, exists bool) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if subscriptionID == "" {
 		return &PermanentError{Message: "subscription ID is empty"}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	rec := d.record(key)
-	rec.Calls++
-	if rec.Done[method] {
-		return d.save()
-	}
-	t, exists := d.data.Tenants[subscriptionID]
-	t.SubscriptionID = subscriptionID
-	if err := change(&t, exists); err != nil {
+	var refused error
+	err := d.write(ctx, func(tx *sql.Tx) error {
+		if err := countCall(ctx, tx, key); err != nil {
+			return err
+		}
+		var done string
+		if err := tx.QueryRowContext(ctx, `SELECT done FROM idempotency_keys WHERE key = ?`, key).Scan(&done); err != nil {
+			return err
+		}
+		if slices.Contains(strings.Fields(done), method) {
+			return nil
+		}
+		t, exists, err := getTenant(ctx, tx, subscriptionID)
+		if err != nil {
+			return err
+		}
+		t.SubscriptionID = subscriptionID
+		if err := change(&t, exists); err != nil {
+			// Commit the call's count, nothing else.
+			refused = err
+			return nil
+		}
+		if err := putTenant(ctx, tx, t); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE idempotency_keys SET done = ?, applied = applied + 1 WHERE key = ?`,
+			strings.TrimSpace(done+" "+method), key)
 		return err
-	}
-	d.data.Tenants[subscriptionID] = t
-	if rec.Done == nil {
-		rec.Done = map[string]bool{}
-	}
-	rec.Done[method] = true
-	rec.Applied++
-	return d.save()
-}
-
-func (d *Demo) record(key string) *keyRecord {
-	r := d.data.Keys[key]
-	if r == nil {
-		r = &keyRecord{}
-		d.data.Keys[key] = r
-	}
-	return r
-}
-
-// save writes the file atomically: a temporary file in the same directory, then a rename.
-func (d *Demo) save() error {
-	b, err := json.MarshalIndent(d.data, "", "  ")
+	})
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(d.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("provisioning: %w", err)
+	return refused
+}
+
+// write runs fn in a write transaction, committed when fn returns nil.
+func (d *Demo) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	f, err := os.CreateTemp(dir, ".tenants-*.json")
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
+		return fmt.Errorf("provisioning: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
 		return fmt.Errorf("provisioning: %w", err)
 	}
-	tmp := f.Name()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("provisioning: write %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("provisioning: %w", err)
-	}
-	if err := os.Rename(tmp, d.path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("provisioning: %w", err)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("provisioning: commit: %w", err)
 	}
 	return nil
+}
+
+// querier is what reads need of *sql.DB and *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func countCall(ctx context.Context, tx execer, key string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (key, calls) VALUES (?, 1)
+		ON CONFLICT (key) DO UPDATE SET calls = calls + 1`, key)
+	return err
+}
+
+func getTenant(ctx context.Context, q querier, subscriptionID string) (Tenant, bool, error) {
+	var t Tenant
+	err := q.QueryRowContext(ctx, `SELECT subscription_id, offer_id, plan_id, quantity, beneficiary_tenant_id, status
+		FROM tenants WHERE subscription_id = ?`, subscriptionID).
+		Scan(&t.SubscriptionID, &t.OfferID, &t.PlanID, &t.Quantity, &t.BeneficiaryTenantID, &t.Status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Tenant{}, false, nil
+	}
+	if err != nil {
+		return Tenant{}, false, err
+	}
+	return t, true, nil
+}
+
+func putTenant(ctx context.Context, tx execer, t Tenant) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO tenants (subscription_id, offer_id, plan_id, quantity, beneficiary_tenant_id, status)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (subscription_id) DO UPDATE SET offer_id = excluded.offer_id, plan_id = excluded.plan_id,
+			quantity = excluded.quantity, beneficiary_tenant_id = excluded.beneficiary_tenant_id, status = excluded.status`,
+		t.SubscriptionID, t.OfferID, t.PlanID, t.Quantity, t.BeneficiaryTenantID, t.Status)
+	return err
 }

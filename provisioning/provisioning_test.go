@@ -27,9 +27,8 @@ func sub(id string) marketplace.Subscription {
 
 func TestDemoIdempotentAndPersistent(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "tenants.json")
-	d, err := NewDemo(path)
-	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "tenants.db")
+	d := openDemo(t, path)
 
 	req := Request{SubscriptionID: "s1", OperationID: "activate", Subscription: sub("s1")}
 	require.NoError(t, d.Provision(ctx, req))
@@ -58,8 +57,7 @@ func TestDemoIdempotentAndPersistent(t *testing.T) {
 	assert.Equal(t, TenantActive, tn.Status)
 
 	// The file survives a restart, counts included.
-	d2, err := NewDemo(path)
-	require.NoError(t, err)
+	d2 := openDemo(t, path)
 	tn2, ok := d2.Tenant("s1")
 	require.True(t, ok)
 	assert.Equal(t, tn, tn2)
@@ -68,23 +66,21 @@ func TestDemoIdempotentAndPersistent(t *testing.T) {
 	require.NoError(t, d2.Deprovision(ctx, Request{SubscriptionID: "s1", OperationID: "op4"}))
 	tn2, _ = d2.Tenant("s1")
 	assert.Equal(t, TenantDeprovisioned, tn2.Status)
-	err = d2.Suspend(ctx, Request{SubscriptionID: "s1", OperationID: "op5"})
+	err := d2.Suspend(ctx, Request{SubscriptionID: "s1", OperationID: "op5"})
 	assert.True(t, IsPermanent(err), "suspend after deprovision: %v", err)
 	assert.Equal(t, 0, d2.Applied(IdempotencyKey("s1", "op5")))
 }
 
 func TestDemoUnknownTenant(t *testing.T) {
-	d, err := NewDemo(filepath.Join(t.TempDir(), "x", "tenants.json"))
-	require.NoError(t, err)
-	err = d.ApplyChange(context.Background(), ChangeRequest{SubscriptionID: "nope", OperationID: "o"})
+	d := openDemo(t, filepath.Join(t.TempDir(), "x", "tenants.db"))
+	err := d.ApplyChange(context.Background(), ChangeRequest{SubscriptionID: "nope", OperationID: "o"})
 	assert.True(t, IsPermanent(err))
 	assert.NoError(t, d.Deprovision(context.Background(), Request{SubscriptionID: "nope", OperationID: "o"}))
 }
 
 func TestDemoDecideChange(t *testing.T) {
 	ctx := context.Background()
-	d, err := NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
-	require.NoError(t, err)
+	d := openDemo(t, filepath.Join(t.TempDir(), "tenants.db"))
 	d.MaxQuantity = 10
 	d.RejectPlans = []string{"forbidden"}
 
@@ -132,8 +128,7 @@ func TestDecideAndApplyKeysDiffer(t *testing.T) {
 	assert.Equal(t, "s1/op", keys["/apply-change"])
 
 	// The demo provisioner keeps them apart too: the decision does not mark the change as applied.
-	d, err := NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
-	require.NoError(t, err)
+	d := openDemo(t, filepath.Join(t.TempDir(), "tenants.db"))
 	require.NoError(t, d.Provision(ctx, Request{SubscriptionID: "s1", OperationID: "activate", Subscription: sub("s1")}))
 	_, err = d.DecideChange(ctx, ch)
 	require.NoError(t, err)

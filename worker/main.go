@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -84,15 +85,20 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if closer, ok := prov.(io.Closer); ok {
+		defer closer.Close()
+	}
 	if interval > 0 {
 		if err := reconcile.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
 			return err
 		}
 	}
 	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger, Workflow: workflows.Options{RequireApproval: wc.RequireApproval}}
+	engine.SetWorkflowCacheSize(wc)
 	w := engine.NewWorker(c, tc.TaskQueue, deps, engine.WorkerOptions(wc))
 	logger.Info("worker starting", zap.String("temporal", tc.Address), zap.String("namespace", tc.Namespace), zap.String("taskQueue", tc.TaskQueue),
-		zap.String("provisioning", pc.Mode), zap.Duration("stopTimeout", wc.StopTimeout), zap.Bool("requireApproval", wc.RequireApproval))
+		zap.String("provisioning", pc.Mode), zap.Duration("stopTimeout", wc.StopTimeout), zap.Bool("requireApproval", wc.RequireApproval),
+		zap.Int("workflowCacheSize", wc.WorkflowCacheSize))
 	// Stops on SIGINT/SIGTERM, letting running activities finish for up to WORKER_STOP_TIMEOUT.
 	return w.Run(interruptOn(ctx))
 }

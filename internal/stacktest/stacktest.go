@@ -104,10 +104,11 @@ func Start(t testing.TB, opts Options) *Stack {
 
 	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow, decideDelay: opts.DecideDelay}
 	s.Emu = emulatortest.Start(t, emulatortest.Options{Configure: opts.ConfigureEmulator})
-	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.json"))
+	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = demo.Close() })
 	demo.MaxQuantity = opts.DemoMaxQuantity
 	s.Provisioner = demo
 	s.Subs = subscriptions.New(c, s.TaskQueue, opts.Workflow)
