@@ -26,6 +26,8 @@ const (
 	SignalUsage = "usage"
 	// QueryState returns State.
 	QueryState = "metering-state"
+	// QueryCounted takes report IDs ([]string) and returns those the meter has counted already.
+	QueryCounted = "metering-counted"
 	// MetricEvents counts usage events by outcome (accepted, duplicate, rejected, expired, error).
 	MetricEvents = "saas_metering_events"
 )
