@@ -118,7 +118,8 @@ func (a *Activities) log(ctx context.Context) *zap.Logger {
 	return l
 }
 
-// fail logs a failed call (without payloads) and returns it classified.
+// fail logs a failed call (without payloads) once and returns it classified: the Marketplace client has
+// logged its own failures already, with their request IDs.
 func (a *Activities) fail(ctx context.Context, err error) error {
 	var attempt int32
 	if activity.IsActivity(ctx) {
@@ -132,7 +133,9 @@ func (a *Activities) fail(ctx context.Context, err error) error {
 		return temporal.NewApplicationError(err.Error(), ErrMarketplaceRetryable)
 	}
 	mapped := mapError(err, attempt)
-	a.log(ctx).Warn("activity failed", zap.Error(err))
+	if _, fromMarketplace := marketplace.AsError(err); !fromMarketplace {
+		a.log(ctx).Warn("activity failed", zap.Error(err))
+	}
 	return mapped
 }
 

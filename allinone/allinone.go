@@ -60,6 +60,9 @@ type Stack struct {
 	Namespace   string
 	EmulatorURL string // empty when the real Marketplace is used
 	HTTPURL     string
+	// MetricsURL is the worker's Prometheus endpoint (METRICS_ADDR); empty when off. The HTTP server has
+	// its own at HTTPURL/metrics.
+	MetricsURL  string
 	WebhookPath string
 	AdminToken  string
 	Client      client.Client
@@ -141,6 +144,18 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		s.log.Warn("admin API off: pointed at Microsoft's marketplace API, the development admin token is not used; set ADMIN_TOKEN to turn the admin API on")
 	}
 
+	// 0. The worker's metrics endpoint first: a port already taken fails the start before anything runs.
+	metrics, err := config.NewMetrics()
+	if err != nil {
+		return nil, err
+	}
+	if obs.MetricsAddr != "off" {
+		if err := s.serve(obs.MetricsAddr, metrics.HTTPHandler()); err != nil {
+			return nil, fmt.Errorf("the worker's metrics endpoint (METRICS_ADDR=%s; off disables it): %w", obs.MetricsAddr, err)
+		}
+		s.MetricsURL = "http://" + loopbackIfUnspecified(obs.MetricsAddr) + "/metrics"
+	}
+
 	// 1. Temporal: embedded unless TEMPORAL_ADDRESS points elsewhere.
 	if !external("TEMPORAL_ADDRESS") {
 		dev, err := devserver.Start(ctx, devserver.Config{
@@ -182,10 +197,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 
 	// 3. The worker.
-	metrics, err := config.NewMetrics()
-	if err != nil {
-		return nil, err
-	}
 	c, err := config.Dial(ctx, tc, s.log.Named("temporal"), metrics)
 	if err != nil {
 		return nil, err
@@ -215,11 +226,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	s.closers = append(s.closers, w.Stop)
-	if obs.MetricsAddr != "off" {
-		if err := s.serve(obs.MetricsAddr, metrics.HTTPHandler()); err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
-	}
 
 	// 4. The webhook, landing page and admin API.
 	h, err := server.FromConfig(c, tc, wc, api, s.log.Named("http"))
@@ -227,7 +233,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	if err := s.serve(wc.ListenAddr, h); err != nil {
-		return nil, fmt.Errorf("webhook server: %w", err)
+		return nil, fmt.Errorf("webhook server (-http-addr or WEBHOOK_LISTEN_ADDR=%s): %w", wc.ListenAddr, err)
 	}
 	return s, nil
 }
@@ -300,7 +306,23 @@ func (s *Stack) Banner() string {
 		fmt.Fprintf(&b, "  Admin API           %s/admin/subscriptions   (Authorization: Bearer $ADMIN_TOKEN)\n", s.HTTPURL)
 	}
 	fmt.Fprintf(&b, "  Operator CLI        go run ./starter --help\n")
+	if s.MetricsURL != "" {
+		fmt.Fprintf(&b, "  Metrics (worker)    %s   (Temporal SDK, metering, reconciliation)\n", s.MetricsURL)
+	}
+	fmt.Fprintf(&b, "  Metrics (HTTP)      %s/metrics   (requests, webhook deliveries)\n", s.HTTPURL)
 	return b.String()
+}
+
+// loopbackIfUnspecified turns ":9090" or "0.0.0.0:9090" into an address a browser on this machine opens.
+func loopbackIfUnspecified(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // serve listens on addr and serves h in the background until Close.

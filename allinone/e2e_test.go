@@ -143,9 +143,8 @@ func agree(st workflows.State, ms marketplace.Subscription) bool {
 
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	env := map[string]string{"METRICS_ADDR": "off", "LOG_LEVEL": "warn", "PROVISIONING_DEMO_MAX_QUANTITY": "100", "RECONCILE_INTERVAL": "off",
-		"METERING_GRACE": "1s",
-	}
+	env := map[string]string{"METRICS_ADDR": freeAddr(t), "LOG_LEVEL": "warn", "PROVISIONING_DEMO_MAX_QUANTITY": "100", "RECONCILE_INTERVAL": "off",
+		"METERING_GRACE": "1s"}
 	opts := Options{
 		DataDir: dir, TemporalPort: port(freeAddr(t)), UIPort: -1,
 		EmulatorAddr: freeAddr(t), HTTPAddr: freeAddr(t),
@@ -284,4 +283,20 @@ func TestEndToEnd(t *testing.T) {
 		e.waitFor(name+" agrees with Microsoft", func() bool { return agree(e.state(id), e.microsoft(id)) })
 	}
 
+	// The banner names both metrics endpoints, and both serve Prometheus' text format with counters.
+	banner := stack.Banner()
+	for u, counter := range map[string]string{stack.MetricsURL: "temporal_workflow_completed_total", stack.HTTPURL + "/metrics": "saasengine_http_requests_total"} {
+		if stack.MetricsURL == "" || !strings.Contains(banner, u) {
+			t.Errorf("the banner does not name %q:\n%s", u, banner)
+		}
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "# TYPE "+counter+" counter") {
+			t.Errorf("%s: %d, no counter %s:\n%.2000s", u, resp.StatusCode, counter, page)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zapcore"
 
+	"saasengine/activities"
 	"saasengine/marketplace"
 )
 
@@ -39,9 +41,12 @@ func NewLogger(o Observability) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
-// TemporalLogger adapts zap for the Temporal SDK, so SDK and engine logs share one format.
+// TemporalLogger adapts zap for the Temporal SDK, so SDK and engine logs share one format: no stack
+// traces (as NewLogger), and no second line for an activity failure the engine logged already (see
+// activities.QuietLogged).
 func TemporalLogger(l *zap.Logger) tlog.Logger {
-	return tlog.NewStructuredLogger(slog.New(zapslog.NewHandler(l.Core(), zapslog.WithName("temporal"))))
+	h := zapslog.NewHandler(l.Core(), zapslog.WithName("temporal"), zapslog.AddStacktraceAt(slog.Level(math.MaxInt)))
+	return activities.QuietLogged(tlog.NewStructuredLogger(slog.New(h)))
 }
 
 // Metrics is a Prometheus registry fed by the Temporal SDK's metrics (and whatever else registers).
@@ -62,6 +67,9 @@ func NewMetrics() (*Metrics, error) {
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	h := temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
 		Meter: provider.Meter("temporal-sdk-go"),
+		// Counters only grow: exported as Prometheus counters (with the _total suffix), not gauges, so
+		// rate() and increase() handle restarts.
+		UseMonotonicCounters: true,
 		// A metric that cannot be recorded must not take the worker down.
 		OnError: func(error) {},
 	})

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"saasengine/internal/promtest"
 	"saasengine/marketplace"
 )
 
@@ -146,5 +147,26 @@ func TestDialLazyComesUpWithoutTemporal(t *testing.T) {
 	if eager, err := Dial(ctx, nothing, nil, nil); err == nil {
 		eager.Close()
 		t.Fatal("eager client connected to nothing")
+	}
+}
+
+// The SDK's counters (the engine's own included) reach Prometheus as counters, with their _total suffix,
+// not as gauges.
+func TestMetricsExportCountersAsCounters(t *testing.T) {
+	m, err := NewMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Handler.WithTags(map[string]string{"outcome": "accepted"}).Counter("saas_test_events").Inc(2)
+	m.Handler.Gauge("saas_test_level").Update(3)
+	page := promtest.Scrape(t, m.HTTPHandler())
+	if typ := promtest.Type(page, "saas_test_events_total"); typ != "counter" {
+		t.Errorf("counter exported as %q:\n%s", typ, page)
+	}
+	if v, ok := promtest.Value(page, "saas_test_events_total", map[string]string{"outcome": "accepted"}); !ok || v != 2 {
+		t.Errorf("counter value %v (found %v)", v, ok)
+	}
+	if typ := promtest.Type(page, "saas_test_level"); typ != "gauge" {
+		t.Errorf("gauge exported as %q", typ)
 	}
 }

@@ -340,7 +340,7 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 	fail := func(e *Error) error {
 		e.Op, e.RequestID, e.CorrelationID = cl.op, reqID, corr
 		c.log.Warn("marketplace call failed",
-			zap.String("op", cl.op), zap.Int("status", e.StatusCode), zap.String("code", e.Code),
+			zap.String("op", cl.op), zap.String("path", cl.path), zap.Int("status", e.StatusCode), zap.String("code", e.Code),
 			zap.String("message", e.Message), zap.Bool("retryable", e.Retryable), zap.Duration("retryAfter", e.RetryAfter),
 			zap.String("requestId", e.RequestID), zap.String("correlationId", e.CorrelationID), zap.NamedError("cause", e.Err))
 		return e

@@ -26,7 +26,10 @@ const (
 	SignalUsage = "usage"
 	// QueryState returns State.
 	QueryState = "metering-state"
-	// MetricEvents counts usage events by outcome (accepted, duplicate, rejected, expired, error).
+	// QueryCounted takes report IDs ([]string) and returns those the meter has counted already.
+	QueryCounted = "metering-counted"
+	// MetricEvents counts usage events by outcome (accepted, duplicate, rejected, expired, error); a
+	// counter, saas_metering_events_total on the worker's Prometheus endpoint.
 	MetricEvents = "saas_metering_events"
 )
 

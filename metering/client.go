@@ -20,14 +20,17 @@ type Client struct {
 	Options Options
 	// Now is the clock reports are checked against; default time.Now.
 	Now func() time.Time
+	// Dimensions, when set, refuses usage of a dimension the plan does not have (see Dimensions); nil
+	// leaves that to Microsoft's answer when the hour is posted.
+	Dimensions *Dimensions
 }
 
 // ErrNotFound means no metering workflow has run for the subscription recently.
 var ErrNotFound = errors.New("metering: no metering workflow for this subscription")
 
-// Report checks the reports (see Usage.Check; a zero Time becomes now) and hands them to the
-// subscription's metering workflow in one signal, starting the workflow if it is not running: either all
-// of them are recorded or, on error, none. A refused report is an *InvalidUsageError and nothing is sent.
+// Report checks the reports (see Usage.Check; a zero Time becomes now; with Dimensions, the dimension is
+// one of the plan's) and hands them to the subscription's metering workflow in one signal, starting the
+// workflow if it is not running: either all of them are recorded or, on error, none. A refused report is an *InvalidUsageError and nothing is sent.
 // Give reports an ID to make sending them again after an error safe.
 func (c Client) Report(ctx context.Context, subscriptionID string, reports ...Usage) error {
 	if !validSubscriptionID(subscriptionID) {
@@ -52,6 +55,11 @@ func (c Client) Report(ctx context.Context, subscriptionID string, reports ...Us
 		}
 		out[i] = u
 	}
+	if c.Dimensions != nil {
+		if err := c.Dimensions.check(ctx, subscriptionID, out); err != nil {
+			return err
+		}
+	}
 	opts := client.StartWorkflowOptions{
 		ID:        WorkflowID(subscriptionID),
 		TaskQueue: c.TaskQueue,
@@ -64,6 +72,32 @@ func (c Client) Report(ctx context.Context, subscriptionID string, reports ...Us
 		return fmt.Errorf("reporting usage of subscription %s: %w", subscriptionID, err)
 	}
 	return nil
+}
+
+// Counted returns those of ids the subscription's running meter has counted already, so that a caller can
+// say a report it is about to send again would be ignored. It is a courtesy, not the guarantee: the meter
+// itself ignores a counted ID whatever this answered (two senders of one ID at once both hear "not yet").
+// A meter that is not running has counted nothing its next run would ignore.
+func (c Client) Counted(ctx context.Context, subscriptionID string, ids ...string) ([]string, error) {
+	resp, err := c.Temporal.QueryWorkflowWithOptions(ctx, &client.QueryWorkflowWithOptionsRequest{
+		WorkflowID: WorkflowID(subscriptionID), QueryType: QueryCounted, Args: []any{ids},
+		QueryRejectCondition: enumspb.QUERY_REJECT_CONDITION_NOT_OPEN,
+	})
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("asking the meter of subscription %s: %w", subscriptionID, err)
+	}
+	if resp.QueryRejected != nil {
+		return nil, nil
+	}
+	var counted []string
+	if err := resp.QueryResult.Get(&counted); err != nil {
+		return nil, fmt.Errorf("decoding the meter's answer: %w", err)
+	}
+	return counted, nil
 }
 
 // State queries the subscription's metering workflow: open buckets and recent outcomes. A meter that

@@ -79,10 +79,23 @@ func TestMeteringThroughTheAdminAPIReachesTheEmulator(t *testing.T) {
 		{ID: "batch-7", Dimension: "api_calls", Quantity: 7, Time: minute(h2, 5)},
 		{Dimension: "api_calls", Quantity: 3, Time: minute(h2, 6)},
 		{Dimension: "storage_gb", Quantity: 1, Time: minute(h2, 1)},
-		{Dimension: "gpu_hours", Quantity: 4, Time: minute(h2, 2)},
+	}
+	gpu := metering.Usage{Dimension: "gpu_hours", Quantity: 4, Time: minute(h2, 2)}
+	// A dimension the plan does not have is refused when it is reported, with the plan's dimensions
+	// (from List available plans), and nothing of the call is recorded.
+	if code, body := postUsage(t, s, id, append(reports, gpu)); code != http.StatusBadRequest ||
+		!strings.Contains(body, "InvalidUsage") || !strings.Contains(body, "gpu_hours") || !strings.Contains(body, "api_calls") {
+		t.Fatalf("report of an unknown dimension: %d %s", code, body)
 	}
 	if code, body := postUsage(t, s, id, reports); code != http.StatusAccepted {
 		t.Fatalf("report: %d %s", code, body)
+	}
+	// A Go service reporting without the check reaches the meter, and Microsoft refuses the dimension.
+	unchecked := metering.Client{Temporal: s.Client, TaskQueue: s.TaskQueue, Options: metering.Options{Grace: time.Second}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := unchecked.Report(ctx, id, gpu); err != nil {
+		t.Fatal(err)
 	}
 	// Sent again by a caller that did not hear the answer: counted once.
 	if code, body := postUsage(t, s, id, reports[5]); code != http.StatusAccepted {
@@ -109,9 +122,8 @@ func TestMeteringThroughTheAdminAPIReachesTheEmulator(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || shown.Totals != st.Totals || len(shown.Recent) != len(st.Recent) {
 		t.Errorf("GET usage: %d %+v", resp.StatusCode, shown)
 	}
-	gpu := outcomes(st)[key("gpu_hours", h2)]
-	if gpu.Outcome != metering.OutcomeRejected || gpu.Status != string(marketplace.UsageInvalidDimension) {
-		t.Errorf("unknown dimension: %+v", gpu)
+	if o := outcomes(st)[key("gpu_hours", h2)]; o.Outcome != metering.OutcomeRejected || o.Status != string(marketplace.UsageInvalidDimension) {
+		t.Errorf("unknown dimension: %+v", o)
 	}
 	if st.Totals.Accepted != 4 || st.Totals.Rejected != 1 || st.Totals.IgnoredReports != 1 || st.Totals.Errors != 0 {
 		t.Errorf("totals %+v", st.Totals)
@@ -141,8 +153,6 @@ func TestMeteringThroughTheAdminAPIReachesTheEmulator(t *testing.T) {
 	// The recorded history replays: the workflow's code is deterministic over a real run.
 	replayer := worker.NewWorkflowReplayer()
 	replayer.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var events []*historypb.HistoryEvent
 	it := s.Client.GetWorkflowHistory(ctx, metering.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {

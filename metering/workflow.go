@@ -86,6 +86,17 @@ func (m *meter) run(ctx workflow.Context) (State, error) {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return m.state(), nil }); err != nil {
 		return State{}, err
 	}
+	if err := workflow.SetQueryHandler(ctx, QueryCounted, func(ids []string) ([]string, error) {
+		counted := []string{}
+		for _, id := range ids {
+			if m.seen[id] {
+				counted = append(counted, id)
+			}
+		}
+		return counted, nil
+	}); err != nil {
+		return State{}, err
+	}
 	ch := workflow.GetSignalChannel(ctx, SignalUsage)
 	actx := workflow.WithActivityOptions(ctx, activityOptions())
 	var (

@@ -309,8 +309,8 @@ func TestAPermanentRefusalIsRecordedAndNotRetried(t *testing.T) {
 
 	page := promtest.Scrape(t, m.HTTPHandler())
 	for outcome, want := range map[string]float64{"accepted": 1, "rejected": 1} {
-		if got, ok := promtest.Value(page, "saas_metering_events", map[string]string{"outcome": outcome}); !ok || got != want {
-			t.Errorf("saas_metering_events{outcome=%q}: got %v (found %v), want %v\n%s", outcome, got, ok, want, page)
+		if got, ok := promtest.Value(page, metering.MetricEvents+"_total", map[string]string{"outcome": outcome}); !ok || got != want {
+			t.Errorf("saas_metering_events_total{outcome=%q}: got %v (found %v), want %v\n%s", outcome, got, ok, want, page)
 		}
 	}
 }

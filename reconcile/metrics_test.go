@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"saasengine/config"
 	"saasengine/internal/promtest"
@@ -54,6 +55,9 @@ func TestReconciliationMetricsReachPrometheus(t *testing.T) {
 	suite.SetMetricsHandler(m.Handler)
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(time.Minute)
+	// The test environment checksums the test binary inside the workflow's first activity call; on a
+	// loaded machine that alone outlasts the default one-second deadlock detection.
+	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: time.Minute})
 
 	sub := func(id, plan string, qty int) marketplace.Subscription {
 		return marketplace.Subscription{ID: id, Status: marketplace.StatusSubscribed, PlanID: plan, Quantity: marketplace.Quantity(qty)}
@@ -92,11 +96,16 @@ func TestReconciliationMetricsReachPrometheus(t *testing.T) {
 		{reconcile.MetricDrift, "kind", "quantity", 1},
 		{reconcile.MetricDrift, "kind", reconcile.DriftUnknown, 1},
 	} {
-		if got, ok := promtest.Value(page, c.metric, map[string]string{c.label: c.value}); !ok || got != c.want {
+		if got, ok := promtest.Value(page, c.metric+"_total", map[string]string{c.label: c.value}); !ok || got != c.want {
 			t.Errorf("%s{%s=%q}: got %v (found %v), want %v", c.metric, c.label, c.value, got, ok, c.want)
 		}
 	}
-	if got, ok := promtest.Value(page, reconcile.MetricRuns, nil); !ok || got != 1 {
+	for _, m := range []string{reconcile.MetricSubscriptions, reconcile.MetricDrift, reconcile.MetricRuns} {
+		if typ := promtest.Type(page, m+"_total"); typ != "counter" {
+			t.Errorf("%s is exported as %q, not a counter", m, typ)
+		}
+	}
+	if got, ok := promtest.Value(page, reconcile.MetricRuns+"_total", nil); !ok || got != 1 {
 		t.Errorf("%s: got %v (found %v), want 1", reconcile.MetricRuns, got, ok)
 	}
 	if t.Failed() {

@@ -102,9 +102,8 @@ func (r Report) String() string {
 	return fmt.Sprintf("seen=%d inSync=%d adopted=%d healed=%d ignored=%d errors=%d drift[%s]", r.Seen, r.InSync, r.Adopted, r.Healed, r.Ignored, r.Errors, strings.Join(kinds, " "))
 }
 
-// Metric names, as the worker's Prometheus endpoint shows them, so operators can alert on drift and
-// errors without opening each run in the Temporal UI. They only grow (the SDK's OpenTelemetry handler
-// exports its counters as Prometheus gauges; use increase() as with a counter).
+// Metric names, so operators can alert on drift and errors without opening each run in the Temporal UI.
+// They are counters: the worker's Prometheus endpoint shows them with the suffix _total.
 const (
 	// MetricSubscriptions counts reconciled subscriptions by outcome (in_sync, adopted, healed, ignored,
 	// error).

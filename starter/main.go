@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 
 	"saasengine/config"
 	"saasengine/devserver"
+	"saasengine/marketplace"
 	"saasengine/metering"
 	"saasengine/reconcile"
 	"saasengine/subscriptions"
@@ -59,19 +61,21 @@ Commands:
   change-plan <id> <planId>
   change-quantity <id> <quantity>
   cancel <id>          cancel at Microsoft (DELETE), then deprovision
-  approve <id>         approve a pending activation, or retry a failed one
+  approve <id>         approve a pending activation, or retry a failed one, and wait for its outcome
   retry <id>           retry what failed and needs a person (activation, deprovisioning, tenant sync)
   report-usage <id> <dimension> <quantity>
                        report metered usage (--time RFC3339, default now; --plan, default the
                        subscription's current plan; --id, an idempotency ID that makes sending it
-                       again safe); posted to Microsoft once its hour has closed
+                       again safe; a report whose ID was counted is not sent again); posted to
+                       Microsoft once its hour has closed. With MARKETPLACE_* set, a dimension the
+                       plan does not have is refused at once
   show-usage <id>      the subscription's meter: open hours and recent outcomes
   reconcile            start a reconciliation now (--wait to wait for its report)
   setup                register the search attributes and the reconciliation schedule
                        (--create-namespace on a self-hosted cluster; --reconcile-interval)
 
-Every command takes --json for machine-readable output. Temporal is configured by TEMPORAL_ADDRESS,
-TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_TLS_* and TEMPORAL_API_KEY.
+Output is for people; every command takes --json for JSON instead. Temporal is configured by
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TEMPORAL_TLS_* and TEMPORAL_API_KEY.
 Exit codes: 0 done, 1 failed, 2 usage, 3 not found, 4 refused.
 `
 
@@ -139,6 +143,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 	meter := metering.Client{Temporal: c, TaskQueue: tc.TaskQueue, Options: metering.Options{Grace: grace}}
+	if cmd == "report-usage" {
+		if meter.Dimensions, err = dimensions(config.MarketplaceFromEnv(config.Getenv(getenv))); err != nil {
+			fmt.Fprintln(stderr, "starter report-usage:", err)
+			return exitUsage
+		}
+	}
 	out := printer{w: stdout, json: *asJSON}
 
 	var result any
@@ -175,7 +185,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "cancel":
 		result, err = subs.Cancel(ctx, pos[0])
 	case "approve":
-		result, err = subs.Approve(ctx, pos[0], 0)
+		var st *workflows.State
+		if st, err = subs.Approve(ctx, pos[0], 0); err == nil {
+			st, err = waitActivation(ctx, subs, pos[0], st)
+		}
+		if err == nil {
+			out.value(st)
+			if st.Phase == workflows.PhaseActivationFailed {
+				fmt.Fprintf(stderr, "starter approve: the activation failed: %s\n", st.LastError)
+				return exitRefused
+			}
+			return exitOK
+		}
 	case "retry":
 		result, err = subs.Retry(ctx, pos[0], 0)
 	case "report-usage":
@@ -191,13 +212,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 				return exitUsage
 			}
 		}
-		err = meter.Report(ctx, pos[0], u)
+		result, err = reportUsage(ctx, meter, pos[0], u)
 		var invalid *metering.InvalidUsageError
 		if errors.As(err, &invalid) || errors.Is(err, metering.ErrInvalidSubscription) {
 			fmt.Fprintf(stderr, "starter report-usage: %v\n", err)
 			return exitUsage
 		}
-		result = map[string]string{"status": "Accepted", "meter": metering.WorkflowID(pos[0])}
 	case "show-usage":
 		result, err = meter.State(ctx, pos[0])
 	case "reconcile":
@@ -250,13 +270,96 @@ func fail(stderr io.Writer, cmd string, err error) int {
 	return exitFailed
 }
 
+// dimensions is the plan check of report-usage, when the Marketplace is configured (the CLI otherwise
+// talks to Temporal only, and Microsoft's answer when the hour is posted tells instead).
+func dimensions(mc config.Marketplace) (*metering.Dimensions, error) {
+	if mc.TenantID == "" && mc.ClientID == "" {
+		return nil, nil
+	}
+	tokens, err := mc.TokenSource()
+	if err != nil {
+		return nil, err
+	}
+	api, err := marketplace.NewClient(mc.BaseURL, tokens)
+	if err != nil {
+		return nil, err
+	}
+	return &metering.Dimensions{Marketplace: api}, nil
+}
+
+// usageReported is report-usage's answer.
+type usageReported struct {
+	// Status is Accepted, or AlreadyCounted when the meter had counted the report's ID (nothing was sent).
+	Status string `json:"status"`
+	ID     string `json:"id,omitempty"`
+	Meter  string `json:"meter"`
+}
+
+// reportUsage sends one report, unless its ID says the meter has counted it already: then it says so
+// instead of answering Accepted for a report the meter will ignore.
+func reportUsage(ctx context.Context, meter metering.Client, subscriptionID string, u metering.Usage) (usageReported, error) {
+	res := usageReported{Status: "Accepted", ID: u.ID, Meter: metering.WorkflowID(subscriptionID)}
+	if u.ID != "" {
+		counted, err := meter.Counted(ctx, subscriptionID, u.ID)
+		if err != nil {
+			return res, err
+		}
+		if len(counted) > 0 {
+			res.Status = "AlreadyCounted"
+			return res, nil
+		}
+	}
+	return res, meter.Report(ctx, subscriptionID, u)
+}
+
+// waitActivation follows an approved subscription until its activation has an outcome, as the other
+// commands wait for Microsoft's: activated (or ended), failed, or waiting for the buyer again.
+func waitActivation(ctx context.Context, subs *subscriptions.Client, subscriptionID string, st *workflows.State) (*workflows.State, error) {
+	for !activationSettled(*st) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		var err error
+		if st, err = subs.State(ctx, subscriptionID); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// activationSettled reports a state in which nothing more happens to an activation without someone
+// acting.
+func activationSettled(st workflows.State) bool {
+	switch st.Phase {
+	case workflows.PhaseActivationFailed:
+		return true
+	case workflows.PhaseAwaitingConfirmation:
+		// The approval may not have moved the workflow on yet; if it did not count as the buyer's
+		// confirmation, the activation waits for the buyer.
+		return !st.Confirmed
+	case workflows.PhaseAwaitingApproval:
+		return !st.Approved
+	case workflows.PhaseNew, workflows.PhaseProvisioning, workflows.PhaseActivating:
+		return false
+	}
+	return st.Ended() || st.Status == marketplace.StatusSubscribed || st.Status == marketplace.StatusSuspended || st.Status == marketplace.StatusUnsubscribed
+}
+
+// reconcileStarted names a reconciliation run started without --wait.
+type reconcileStarted struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+}
+
 func runReconcile(ctx context.Context, c client.Client, taskQueue string, wait bool) (any, error) {
 	run, err := reconcile.Start(ctx, c, taskQueue)
 	if err != nil {
 		return nil, err
 	}
 	if !wait {
-		return map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()}, nil
+		return reconcileStarted{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
 	}
 	var rep reconcile.Report
 	if err := run.Get(ctx, &rep); err != nil {
@@ -276,7 +379,16 @@ func setup(ctx context.Context, c client.Client, tc config.Temporal, interval ti
 	for k := range workflows.SearchAttributes() {
 		names = append(names, k)
 	}
-	return map[string]any{"namespace": tc.Namespace, "searchAttributes": names, "schedule": reconcile.ScheduleID, "interval": interval.String()}, nil
+	sort.Strings(names)
+	return setupDone{Namespace: tc.Namespace, SearchAttributes: names, Schedule: reconcile.ScheduleID, Interval: interval.String()}, nil
+}
+
+// setupDone is what setup registered.
+type setupDone struct {
+	Namespace        string   `json:"namespace"`
+	SearchAttributes []string `json:"searchAttributes"`
+	Schedule         string   `json:"schedule"`
+	Interval         string   `json:"interval"`
 }
 
 func createNamespace(ctx context.Context, tc config.Temporal) error {
@@ -322,42 +434,106 @@ func (p printer) value(v any) {
 	}
 	switch r := v.(type) {
 	case workflows.CommandResult:
-		fmt.Fprintf(p.w, "%s (operation %s)", r.Status, r.OperationID)
+		fmt.Fprint(p.w, r.Status)
+		if r.OperationID != "" {
+			fmt.Fprintf(p.w, " (operation %s)", r.OperationID)
+		}
 		if r.Message != "" {
 			fmt.Fprintf(p.w, ": %s", r.Message)
 		}
 		fmt.Fprintln(p.w)
 	case *workflows.State:
-		tw := tabwriter.NewWriter(p.w, 0, 2, 2, ' ', 0)
-		fmt.Fprintf(tw, "subscription\t%s\nstatus\t%s\nphase\t%s\noffer\t%s\nplan\t%s\nquantity\t%d\n", r.SubscriptionID, r.Status, r.Phase, r.OfferID, r.PlanID, r.Quantity)
-		if !r.Term.EndDate.IsZero() {
-			fmt.Fprintf(tw, "term\t%s %s to %s\n", r.Term.TermUnit, r.Term.StartDate.Format("2006-01-02"), r.Term.EndDate.Format("2006-01-02"))
+		p.state(r)
+	case usageReported:
+		if r.Status == "AlreadyCounted" {
+			fmt.Fprintf(p.w, "Already counted: the meter has counted usage ID %q before; nothing was sent again.\n", r.ID)
+			return
 		}
-		if r.Pending != nil {
-			fmt.Fprintf(tw, "pending\t%s %s\n", r.Pending.Action, r.Pending.ID)
-		}
-		if r.LastError != "" {
-			fmt.Fprintf(tw, "last error\t%s\n", r.LastError)
-		}
-		_ = tw.Flush()
-		fmt.Fprintln(p.w, "history:")
-		for _, a := range r.Audit {
-			move := ""
-			if a.From != "" || a.To != "" {
-				move = strings.TrimSpace(a.From + " -> " + a.To)
-			}
-			fmt.Fprintf(p.w, "  %s  %-18s %s", a.Time.Format(time.RFC3339), a.Kind, move)
-			if a.OperationID != "" {
-				fmt.Fprintf(p.w, "  op %s", a.OperationID)
-			}
-			if a.Note != "" {
-				fmt.Fprintf(p.w, "  (%s)", a.Note)
-			}
-			fmt.Fprintln(p.w)
-		}
+		fmt.Fprintf(p.w, "Accepted by the meter %s; it is posted to Microsoft once its hour has closed (see show-usage).\n", r.Meter)
+	case metering.State:
+		p.meter(r)
+	case reconcileStarted:
+		fmt.Fprintf(p.w, "Reconciliation started: workflow %s (run %s). --wait waits for its report.\n", r.WorkflowID, r.RunID)
+	case reconcile.Report:
+		p.report(r)
+	case setupDone:
+		fmt.Fprintf(p.w, "Namespace %s is ready: search attributes %s; schedule %s every %s.\n", r.Namespace, strings.Join(r.SearchAttributes, ", "), r.Schedule, r.Interval)
 	default:
-		b, _ := json.MarshalIndent(v, "", "  ")
-		fmt.Fprintln(p.w, string(b))
+		fmt.Fprintf(p.w, "%+v\n", v)
+	}
+}
+
+func (p printer) state(r *workflows.State) {
+	tw := tabwriter.NewWriter(p.w, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "subscription\t%s\nstatus\t%s\nphase\t%s\noffer\t%s\nplan\t%s\n", r.SubscriptionID, r.Status, r.Phase, r.OfferID, r.PlanID)
+	if r.Quantity > 0 {
+		// Only per-seat plans have seats; a flat-rate plan's quantity is no number worth showing.
+		fmt.Fprintf(tw, "seats\t%d\n", r.Quantity)
+	}
+	if !r.Term.EndDate.IsZero() {
+		fmt.Fprintf(tw, "term\t%s %s to %s\n", r.Term.TermUnit, r.Term.StartDate.Format("2006-01-02"), r.Term.EndDate.Format("2006-01-02"))
+	}
+	if r.Pending != nil {
+		fmt.Fprintf(tw, "pending\t%s %s\n", r.Pending.Action, r.Pending.ID)
+	}
+	if r.LastError != "" {
+		fmt.Fprintf(tw, "last error\t%s\n", r.LastError)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(p.w, "history:")
+	for _, a := range r.Audit {
+		move := ""
+		if a.From != "" || a.To != "" {
+			move = strings.TrimSpace(a.From + " -> " + a.To)
+		}
+		fmt.Fprintf(p.w, "  %s  %-18s %s", a.Time.Format(time.RFC3339), a.Kind, move)
+		if a.OperationID != "" {
+			fmt.Fprintf(p.w, "  op %s", a.OperationID)
+		}
+		if a.Note != "" {
+			fmt.Fprintf(p.w, "  (%s)", a.Note)
+		}
+		fmt.Fprintln(p.w)
+	}
+}
+
+func (p printer) meter(st metering.State) {
+	t := st.Totals
+	fmt.Fprintf(p.w, "meter of %s: %d accepted, %d duplicate, %d rejected, %d expired, %d failed posts (retried), %d reports ignored as counted\n",
+		st.SubscriptionID, t.Accepted, t.Duplicate, t.Rejected, t.Expired, t.Errors, t.IgnoredReports)
+	tw := tabwriter.NewWriter(p.w, 0, 2, 2, ' ', 0)
+	if len(st.Open) > 0 {
+		fmt.Fprintln(tw, "OPEN HOUR\tDIMENSION\tQUANTITY\tREPORTS\tLAST ERROR")
+		for _, b := range st.Open {
+			fmt.Fprintf(tw, "%s\t%s\t%g\t%d\t%s\n", b.Hour.Format(time.RFC3339), b.Dimension, b.Quantity, b.Reports, b.LastError)
+		}
+	}
+	if len(st.Recent) > 0 {
+		fmt.Fprintln(tw, "SETTLED HOUR\tDIMENSION\tQUANTITY\tOUTCOME\tDETAIL")
+		for _, o := range st.Recent {
+			detail := o.Reason
+			if o.Outcome == metering.OutcomeAccepted || o.Outcome == metering.OutcomeDuplicate {
+				detail = "event " + o.UsageEventID
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%g\t%s\t%s\n", o.Hour.Format(time.RFC3339), o.Dimension, o.Quantity, o.Outcome, detail)
+		}
+	}
+	_ = tw.Flush()
+}
+
+func (p printer) report(r reconcile.Report) {
+	fmt.Fprintf(p.w, "Reconciliation: %d pages, %d subscriptions seen: %d in sync, %d adopted, %d healed, %d ignored, %d errors\n",
+		r.Pages, r.Seen, r.InSync, r.Adopted, r.Healed, r.Ignored, r.Errors)
+	kinds := make([]string, 0, len(r.Drift))
+	for k := range r.Drift {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(p.w, "  drift %-22s %d\n", k, r.Drift[k])
+	}
+	for _, e := range r.ErrorSamples {
+		fmt.Fprintf(p.w, "  error: %s\n", e)
 	}
 }
 
@@ -369,7 +545,11 @@ func (p printer) table(rows []subscriptions.Summary) {
 	tw := tabwriter.NewWriter(p.w, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(tw, "SUBSCRIPTION\tSTATUS\tPHASE\tOFFER\tPLAN\tSEATS\tRUNNING")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%v\n", r.SubscriptionID, r.Status, r.Phase, r.OfferID, r.PlanID, r.Quantity, r.Running)
+		seats := ""
+		if r.Quantity > 0 {
+			seats = strconv.FormatInt(r.Quantity, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", r.SubscriptionID, r.Status, r.Phase, r.OfferID, r.PlanID, seats, r.Running)
 	}
 	_ = tw.Flush()
 }

@@ -4,18 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"saasengine/emulator"
+	"saasengine/emulator/emulatortest"
 	"saasengine/internal/stacktest"
 	"saasengine/metering"
 	"saasengine/workflows"
 )
 
 // cliOn runs the CLI in process against the stack's Temporal, as a shell would: exit code, stdout, stderr.
+// The Marketplace variables point at the stack's emulator.
 func cliOn(s *stacktest.Stack) func(args ...string) (int, string, string) {
-	env := map[string]string{"TEMPORAL_NAMESPACE": s.Temporal.GetDefaultNamespace()}
+	env := map[string]string{
+		"TEMPORAL_NAMESPACE":           s.Temporal.GetDefaultNamespace(),
+		"MARKETPLACE_BASE_URL":         s.Emu.Emulator.APIBaseURL(),
+		"MARKETPLACE_TENANT_ID":        emulator.DemoTenantID,
+		"MARKETPLACE_CLIENT_ID":        emulator.DemoAppID,
+		"MARKETPLACE_DEV_TOKEN_SECRET": emulatortest.TokenSecret,
+	}
 	return func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -45,7 +55,7 @@ func TestCLIAgainstTheEngine(t *testing.T) {
 	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil || st.Status != "Subscribed" || st.Quantity != 10 {
 		t.Fatalf("show: %d %s %s", code, out, errs)
 	}
-	if code, out, _ := cli("show", id); code != exitOK || !strings.Contains(out, "history:") {
+	if code, out, _ := cli("show", id); code != exitOK || !strings.Contains(out, "history:") || !regexp.MustCompile(`(?m)^seats +10$`).MatchString(out) {
 		t.Fatalf("show (text): %d %s", code, out)
 	}
 	if code, _, errs := cli("show", "a1b2c3d4-0000-4000-8000-000000000000"); code != exitNotFound {
@@ -84,15 +94,63 @@ func TestCLIAgainstTheEngine(t *testing.T) {
 	if code, out, _ := cli("list", "--status", "Suspended"); code != exitOK || strings.Contains(out, id) {
 		t.Fatalf("status filter ignored: %s", out)
 	}
+	if code, _, errs := cli("list", "--status", "Nope"); code == exitOK || !strings.Contains(errs, "Subscribed") {
+		t.Fatalf("unknown status: %d %s", code, errs)
+	}
 
-	if code, out, errs := cli("setup", "--reconcile-interval", "2h", "--json"); code != exitOK || !strings.Contains(out, "SaaSStatus") {
+	// An operator approves a purchase whose buyer never confirmed; approve waits for the activation.
+	p := s.Emu.Purchase(t, "basic", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resolved, err := s.Emu.Client.Resolve(ctx, p.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Subs.Land(ctx, resolved.Subscription); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitState(t, p.SubscriptionID, "awaiting confirmation", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingConfirmation })
+	code, out, errs = cli("approve", p.SubscriptionID)
+	if code != exitOK || !regexp.MustCompile(`(?m)^status +Subscribed$`).MatchString(out) || !regexp.MustCompile(`(?m)^phase +Idle$`).MatchString(out) {
+		t.Fatalf("approve: %d %s %s", code, out, errs)
+	}
+	// A flat-rate plan has no seats to show, in the listing as in the state.
+	if strings.Contains(out, "seats") {
+		t.Fatalf("approve shows seats of a flat-rate plan: %s", out)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, out, _ = cli("list", "--plan", "basic")
+		if code == exitOK && strings.Contains(out, p.SubscriptionID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list never showed the approved subscription: %d %s", code, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if row := regexp.MustCompile(p.SubscriptionID + `.*`).FindString(out); !regexp.MustCompile(`basic +true$`).MatchString(row) {
+		t.Fatalf("listing row of a flat-rate plan: %q", row)
+	}
+
+	// Text unless --json.
+	if code, out, errs := cli("setup", "--reconcile-interval", "2h"); code != exitOK || !strings.Contains(out, "SaaSStatus") || strings.Contains(out, "{") {
 		t.Fatalf("setup: %d %s %s", code, out, errs)
 	}
-	if code, out, errs := cli("reconcile", "--wait", "--json"); code != exitOK || !strings.Contains(out, `"inSync": 1`) {
+	if code, out, errs := cli("setup", "--reconcile-interval", "2h", "--json"); code != exitOK || !strings.Contains(out, `"SaaSStatus"`) {
+		t.Fatalf("setup --json: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := cli("reconcile", "--wait", "--json"); code != exitOK || !strings.Contains(out, `"inSync": 2`) {
 		t.Fatalf("reconcile: %d %s %s", code, out, errs)
 	}
+	if code, out, errs := cli("reconcile", "--wait"); code != exitOK || !strings.Contains(out, "2 in sync") || strings.Contains(out, "{") {
+		t.Fatalf("reconcile (text): %d %s %s", code, out, errs)
+	}
+	if code, out, errs := cli("reconcile"); code != exitOK || !strings.HasPrefix(out, "Reconciliation started: workflow ") {
+		t.Fatalf("reconcile (no wait): %d %s %s", code, out, errs)
+	}
 
-	if code, out, errs := cli("cancel", id); code != exitOK || !strings.HasPrefix(out, "Succeeded") {
+	if code, out, errs := cli("cancel", id); code != exitOK || !regexp.MustCompile(`^Succeeded \(operation [0-9a-f-]{36}\)`).MatchString(out) {
 		t.Fatalf("cancel: %d %s %s", code, out, errs)
 	}
 	if sub, _ := s.Emu.Emulator.Subscription(id); sub.Status != "Unsubscribed" {
@@ -130,15 +188,28 @@ func TestCLIReportsUsage(t *testing.T) {
 	if err := s.Meter.Report(ctx, id, metering.Usage{Dimension: "storage_gb", Quantity: 1, Time: hour.Add(5 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	// The same report twice (its ID makes the repeat harmless), and one more for the same hour.
-	for _, args := range [][]string{
-		{"report-usage", id, "api_calls", "2.5", "--time", when, "--id", "job-1"},
-		{"report-usage", id, "api_calls", "2.5", "--time", when, "--id", "job-1", "--json"},
-		{"report-usage", id, "api_calls", "1", "--time", when, "--plan", "metered"},
+	// A dimension the plan does not have is refused when reported, not when the hour is posted.
+	if code, _, errs := cli("report-usage", id, "gpu_hours", "1", "--time", when); code != exitUsage || !strings.Contains(errs, "api_calls, storage_gb") {
+		t.Fatalf("unknown dimension: %d %s", code, errs)
+	}
+	// A report, the same again (the CLI says its ID was counted and sends nothing), and one more for the
+	// same hour.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report-usage", id, "api_calls", "2.5", "--time", when, "--id", "job-1"}, "Accepted by the meter"},
+		{[]string{"report-usage", id, "api_calls", "2.5", "--time", when, "--id", "job-1"}, `Already counted: the meter has counted usage ID "job-1" before`},
+		{[]string{"report-usage", id, "api_calls", "2.5", "--time", when, "--id", "job-1", "--json"}, `"status": "AlreadyCounted"`},
+		{[]string{"report-usage", id, "api_calls", "1", "--time", when, "--plan", "metered"}, "Accepted by the meter"},
 	} {
-		if code, out, errs := cli(args...); code != exitOK || !strings.Contains(out, "Accepted") {
-			t.Fatalf("%v: %d %s %s", args, code, out, errs)
+		if code, out, errs := cli(c.args...); code != exitOK || !strings.Contains(out, c.want) {
+			t.Fatalf("%v: %d %s %s", c.args, code, out, errs)
 		}
+	}
+	// A sender that does not ask first: the meter itself ignores the counted ID.
+	if err := s.Meter.Report(ctx, id, metering.Usage{ID: "job-1", Dimension: "api_calls", Quantity: 2.5, Time: hour.Add(10 * time.Minute)}); err != nil {
+		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -152,6 +223,9 @@ func TestCLIReportsUsage(t *testing.T) {
 			}
 			if st.Totals.IgnoredReports != 1 {
 				t.Errorf("totals %+v", st.Totals)
+			}
+			if code, out, _ := cli("show-usage", id); code != exitOK || !strings.Contains(out, "2 accepted") || !strings.Contains(out, "api_calls") || strings.Contains(out, "{") {
+				t.Errorf("show-usage (text): %d %s", code, out)
 			}
 			break
 		}

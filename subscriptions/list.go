@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
+	"saasengine/marketplace"
 	"saasengine/reconcile"
 	"saasengine/workflows"
 )
@@ -38,8 +39,36 @@ type Summary struct {
 	Running        bool   `json:"running"`
 }
 
+// Statuses are the subscription statuses a listing can filter on: Microsoft's, as the SaaSStatus search
+// attribute holds them.
+var Statuses = []marketplace.SubscriptionStatus{
+	marketplace.StatusPendingFulfillmentStart, marketplace.StatusSubscribed, marketplace.StatusSuspended, marketplace.StatusUnsubscribed,
+}
+
+// canonicalStatus returns the status s names (in any case), or false when it names none: a filter on a
+// status that cannot exist would list nothing and look like an empty result.
+func canonicalStatus(s string) (string, bool) {
+	for _, st := range Statuses {
+		if strings.EqualFold(s, string(st)) {
+			return string(st), true
+		}
+	}
+	return "", false
+}
+
 // Query is the visibility query of a filter.
 func (f Filter) Query() (string, error) {
+	if f.Status != "" {
+		st, ok := canonicalStatus(f.Status)
+		if !ok {
+			names := make([]string, len(Statuses))
+			for i, s := range Statuses {
+				names[i] = string(s)
+			}
+			return "", fmt.Errorf("status %q is not one of %s", f.Status, strings.Join(names, ", "))
+		}
+		f.Status = st
+	}
 	clauses := []string{fmt.Sprintf("WorkflowType = '%s'", workflows.WorkflowType)}
 	for _, c := range []struct{ key, val string }{
 		{workflows.SaaSStatus.GetName(), f.Status},

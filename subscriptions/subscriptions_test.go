@@ -43,3 +43,20 @@ func TestOutOfTime(t *testing.T) {
 		}
 	}
 }
+
+// A listing filters on statuses that exist, whatever their case; anything else is refused rather than
+// answered with an empty list.
+func TestFilterQueryStatus(t *testing.T) {
+	q, err := Filter{Status: "subscribed", Plan: "team"}.Query()
+	if err != nil || q != "WorkflowType = 'SaaSSubscription' AND SaaSStatus = 'Subscribed' AND SaaSPlan = 'team'" {
+		t.Fatalf("Query = %q, %v", q, err)
+	}
+	for _, bad := range []string{"Nope", "Subscribed ", "x' OR '1'='1"} {
+		if q, err := (Filter{Status: bad}).Query(); err == nil {
+			t.Errorf("status %q: query %q, want an error", bad, q)
+		}
+	}
+	if _, err := (Filter{Offer: "it's"}).Query(); err == nil {
+		t.Error("a quote in the offer was accepted")
+	}
+}

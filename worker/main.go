@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -60,12 +61,17 @@ func run() error {
 		return err
 	}
 	if obs.MetricsAddr != "off" {
+		// Listen before anything else starts, so a taken port fails the start and says which setting.
+		ln, err := net.Listen("tcp", obs.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics endpoint (METRICS_ADDR=%s; off disables it): %w", obs.MetricsAddr, err)
+		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.HTTPHandler())
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
-		srv := &http.Server{Addr: obs.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("metrics endpoint", zap.Error(err))
 			}
 		}()

@@ -58,3 +58,14 @@ func Value(page, metric string, labels map[string]string) (v float64, ok bool) {
 	}
 	return 0, false
 }
+
+// Type returns the type the page declares for metric (counter, gauge, histogram...), or "" when it
+// declares none.
+func Type(page, metric string) string {
+	for _, line := range strings.Split(page, "\n") {
+		if rest, ok := strings.CutPrefix(line, "# TYPE "+metric+" "); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}

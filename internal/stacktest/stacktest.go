@@ -112,7 +112,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	demo.MaxQuantity = opts.DemoMaxQuantity
 	s.Provisioner = demo
 	s.Subs = subscriptions.New(c, s.TaskQueue, opts.Workflow)
-	s.Meter = metering.Client{Temporal: c, TaskQueue: s.TaskQueue, Options: opts.Metering}
+	s.Meter = metering.Client{Temporal: c, TaskQueue: s.TaskQueue, Options: opts.Metering, Dimensions: &metering.Dimensions{Marketplace: s.Emu.Client}}
 
 	validator, err := entra.NewValidator(entra.Config{Authority: s.Emu.Emulator.Authority(), TenantID: emulator.DemoTenantID, Audience: emulator.DemoAppID})
 	if err != nil {

@@ -114,6 +114,7 @@ func TestAdminAPI(t *testing.T) {
 		{"unknown field", "POST", "/admin/subscriptions/" + team + "/plan", `{"plan":"enterprise"}`, 400, "MalformedRequest"},
 		{"not JSON", "POST", "/admin/subscriptions/" + team + "/quantity", `quantity=30`, 400, "MalformedRequest"},
 		{"quote in a filter", "GET", "/admin/subscriptions?status=x'%20OR%20'1'='1", "", 400, "BadFilter"},
+		{"unknown status", "GET", "/admin/subscriptions?status=Nope", "", 400, "BadFilter"},
 		{"bad page token", "GET", "/admin/subscriptions?pageToken=%25%25", "", 400, "BadPageToken"},
 		{"get unknown", "GET", "/admin/subscriptions/" + unknown, "", 404, "NotFound"},
 		{"quantity of unknown", "POST", "/admin/subscriptions/" + unknown + "/quantity", `{"quantity":30}`, 404, "NotFound"},

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"saasengine/marketplace"
 )
 
 // metrics are the server's Prometheus series, on a registry of its own so several servers (tests) coexist.
@@ -89,9 +91,31 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-			s.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			method := methodLabel(r.Method)
+			s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+			s.metrics.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// methodLabel keeps the method label a closed set: any method is accepted on the wire (and answered 404
+// or 405), so a caller must not be able to mint series by inventing methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// actionLabel keeps the webhook's action label a closed set: Microsoft's actions, or "other" for
+// whatever else a payload (or a forger, before the token check refuses it) says.
+func actionLabel(a marketplace.Action) string {
+	switch a {
+	case marketplace.ActionChangePlan, marketplace.ActionChangeQuantity, marketplace.ActionRenew,
+		marketplace.ActionSuspend, marketplace.ActionReinstate, marketplace.ActionUnsubscribe:
+		return string(a)
+	}
+	return "other"
 }

@@ -76,8 +76,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "MalformedPayload", msg, nil)
 		return
 	}
-	action = string(ev.Action)
-	log := s.log.With(zap.String("action", action), zap.String("subscriptionId", ev.SubscriptionID), zap.String("operationId", ev.ID))
+	action = actionLabel(ev.Action)
+	log := s.log.With(zap.String("action", string(ev.Action)), zap.String("subscriptionId", ev.SubscriptionID), zap.String("operationId", ev.ID))
 
 	if isDecidable(ev) {
 		d, err := s.cfg.Subscriptions.DecideChange(ctx, ev, s.cfg.DecisionWait)

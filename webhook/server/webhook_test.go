@@ -295,6 +295,30 @@ func TestMalformedWebhooks(t *testing.T) {
 	if got := post(t, u, tok, "application/json; charset=utf-8", quirky); got.status != http.StatusOK {
 		t.Fatalf("legacy payload: %+v", got)
 	}
+
+	// Metric labels are closed sets: neither an invented action nor an invented method becomes a series.
+	invented := "Frobnicate" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	if got := post(t, u, tok, "application/json", event(uuid.NewString(), uuid.NewString(), marketplace.Action(invented))); got.status != http.StatusOK {
+		t.Fatalf("unknown action: %+v", got)
+	}
+	req, _ := http.NewRequest(invented, s.HTTP.URL+"/no/such/path", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("invented method: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	page := metrics(t, s)
+	if strings.Contains(page, invented) {
+		t.Fatalf("a caller's string became a label:\n%s", page)
+	}
+	for _, series := range []string{
+		`saasengine_webhook_deliveries_total{action="other",outcome="accepted"}`,
+		`saasengine_http_requests_total{method="other",route="unmatched",status="404"}`,
+	} {
+		if v := metricValue(page, series); v != 1 {
+			t.Errorf("%s = %v, want 1", series, v)
+		}
+	}
 }
 
 // With Temporal down, a genuine delivery from the emulator is answered 503, so Microsoft keeps it and

@@ -19,13 +19,18 @@ import (
 // FromConfig wires the HTTP server to Temporal, the Marketplace API (resolver, for the landing page) and
 // Entra (for webhook tokens).
 func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver Resolver, logger *zap.Logger) (*Server, error) {
+	meter := metering.Client{Temporal: c, TaskQueue: tc.TaskQueue, Options: metering.Options{Grace: wc.MeteringGrace}}
+	if plans, ok := resolver.(metering.Plans); ok {
+		// The Marketplace client reads plans too: usage of a dimension the plan lacks is refused at once.
+		meter.Dimensions = &metering.Dimensions{Marketplace: plans}
+	}
 	cfg := Config{
 		WebhookPath:           wc.Path,
 		InsecureNoWebhookAuth: wc.Auth == "none" && wc.InsecureNoAuth,
 		DecisionWait:          wc.DecisionWait,
 		CommandWait:           wc.CommandWait,
 		Subscriptions:         Temporal{Client: subscriptions.New(c, tc.TaskQueue, workflows.Options{RequireApproval: wc.RequireApproval})},
-		Meter:                 metering.Client{Temporal: c, TaskQueue: tc.TaskQueue, Options: metering.Options{Grace: wc.MeteringGrace}},
+		Meter:                 meter,
 		Resolver:              resolver,
 		SessionKey:            []byte(wc.SessionKey),
 		AdminToken:            wc.AdminToken,
