@@ -31,6 +31,10 @@ type Config struct {
 	RedeliveryFor  Duration `json:"redeliveryFor,omitempty"`
 	// ReorderHold is how long a webhook held back by a "reorder" fault waits for a later one to overtake it.
 	ReorderHold Duration `json:"reorderHold,omitempty"`
+
+	// SignIn is the Entra ID buyers sign in to landing pages with: test users and registered apps
+	// (buyers.go, signin.go).
+	SignIn SignIn `json:"signIn,omitzero"`
 }
 
 // Publisher is one ISV: the Entra tenant and app its tokens carry, where its webhook and landing page are,
