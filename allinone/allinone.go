@@ -116,6 +116,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		defaults["MARKETPLACE_TENANT_ID"] = emulator.DemoTenantID
 		defaults["MARKETPLACE_CLIENT_ID"] = emulator.DemoAppID
 		defaults["WEBHOOK_ENTRA_AUTHORITY"] = s.EmulatorURL
+		// Buyers sign in on the emulator's Entra, as one of its test users.
+		defaults["SIGNIN_AUTHORITY"] = s.EmulatorURL
+		defaults["SIGNIN_CLIENT_ID"] = emulator.DemoSignInClientID
+		defaults["SIGNIN_CLIENT_SECRET"] = emulator.DemoSignInSecret
+		defaults["SIGNIN_REDIRECT_URL"] = s.HTTPURL + "/landing/signin"
 	} else {
 		s.EmulatorURL = ""
 		defaults["MARKETPLACE_DEV_TOKEN_SECRET"] = ""
@@ -175,6 +180,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		cfg.Publishers[0].TokenSecret = mc.DevTokenSecret
 		cfg.Publishers[0].WebhookURL = s.HTTPURL + wc.Path
 		cfg.Publishers[0].LandingURL = s.HTTPURL + "/landing"
+		if wc.SignIn.Mode == "entra" && strings.TrimRight(wc.SignIn.Authority, "/") == s.EmulatorURL {
+			cfg.SignIn.Apps = []emulator.SignInApp{{ClientID: wc.SignIn.ClientID, ClientSecret: wc.SignIn.ClientSecret, RedirectURIs: []string{wc.SignIn.RedirectURL}}}
+		}
 		emu, err := emulator.New(emulator.Options{Config: cfg, StateFile: filepath.Join(o.DataDir, "emulator-state.json"), PublicURL: s.EmulatorURL, Logger: s.log.Named("emulator")})
 		if err != nil {
 			return nil, err
@@ -255,6 +263,10 @@ func (s *Stack) Banner() string {
 		fmt.Fprintf(&b, "  Emulator control    %s/control/state\n", s.EmulatorURL)
 	}
 	fmt.Fprintf(&b, "  Landing page        %s/landing?token=...   (the emulator sends buyers here)\n", s.HTTPURL)
+	if s.EmulatorURL != "" {
+		fmt.Fprintf(&b, "  Buyers sign in      on the emulator's Entra: pick a test account (Ada bought, Sam and Lee did not)\n")
+	}
+	fmt.Fprintf(&b, "  Manage account      %s/landing/manage\n", s.HTTPURL)
 	fmt.Fprintf(&b, "  Webhook             %s%s\n", s.HTTPURL, s.WebhookPath)
 	switch s.AdminToken {
 	case "":

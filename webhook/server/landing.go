@@ -11,7 +11,10 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -98,11 +101,30 @@ type pageData struct {
 	Refresh   bool
 	// Settled stops the status page's polling.
 	Settled bool
+	// Buyer is who is signed in (nil when sign-in is off); render fills it in.
+	Buyer *Buyer
+	// Return is the page a "sign in with another account" comes back to.
+	Return string
+	// Hints name the accounts that may use the page, half hidden (a…@fabrikam.example).
+	Hints []string
+	// Action is the page's one button, a link.
+	Action *action
+	// Code is Entra's error code on a sign-in problem page, for support.
+	Code string
 }
 
-func (s *Server) render(w http.ResponseWriter, status int, name string, data pageData) {
+// action is a page's button: a link to follow.
+type action struct {
+	Label string
+	URL   string
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
+	if data.Buyer == nil && s.signIn != nil {
+		data.Buyer = s.signIn.current(r)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	w.Header().Set("Content-Security-Policy", s.csp)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer") // the landing URL carries the purchase token
 	w.Header().Set("Cache-Control", "no-store")
@@ -112,41 +134,56 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, data pag
 	}
 }
 
+// pageCSP allows the pages' own inline style and script, requests to this server only, and forms that lead
+// here or, through a redirect, to Entra's sign-in and sign-out.
+func pageCSP(si *signIn) string {
+	formAction := "'self'"
+	if si != nil {
+		formAction += " " + si.authorityOrigin()
+	}
+	return "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; form-action " + formAction + "; frame-ancestors 'none'; base-uri 'none'"
+}
+
 // landing is the page Microsoft sends the buyer to with ?token=…: resolve the token, make the subscription
 // known to the engine, and show what was bought with a button to set the account up. A later "Manage
 // account" visit of the same subscription shows its current state.
-func (s *Server) landing(w http.ResponseWriter, r *http.Request) {
+func (s *Server) landing(w http.ResponseWriter, r *http.Request, b *Buyer) {
 	token := marketplace.PurchaseTokenFromQuery(r.URL.RawQuery)
 	if token == "" {
-		s.render(w, http.StatusBadRequest, "help.html", pageData{Title: "We could not find your purchase", Message: "The link you followed has no purchase token."})
+		s.render(w, r, http.StatusBadRequest, "help.html", pageData{Title: "We could not find your purchase", Message: "The link you followed has no purchase token."})
 		return
 	}
 	resolved, ok := s.resolve(w, r, token)
 	if !ok {
 		return
 	}
+	if b != nil && !b.mayManage(resolved.Subscription.Purchaser, resolved.Subscription.Beneficiary) {
+		// Nothing is started for someone who may not confirm.
+		s.wrongAccount(w, r, "/landing?token="+url.QueryEscape(token), resolved.Subscription.Purchaser, resolved.Subscription.Beneficiary)
+		return
+	}
 	view, err := s.cfg.Subscriptions.Land(r.Context(), *resolved)
 	if err != nil {
 		s.log.Error("landing: record subscription", zap.String("subscriptionId", resolved.ID), zap.Error(err))
-		s.render(w, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not record your subscription just now. Nothing was lost: reload this page in a minute."})
+		s.render(w, r, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not record your subscription just now. Nothing was lost: reload this page in a minute."})
 		return
 	}
-	s.render(w, http.StatusOK, "landing.html", pageData{
+	s.render(w, r, http.StatusOK, "landing.html", pageData{
 		Title: "Set up your subscription", View: view, Token: token,
 		CSRF: s.csrfToken(w, r, resolved.ID), StatusURL: s.statusURL(resolved.ID),
 	})
 }
 
 // confirm is the landing page's button: the buyer asks to set the account up.
-func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request, b *Buyer) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		s.render(w, http.StatusBadRequest, "help.html", pageData{Title: "We could not read that request", Message: "Please go back and press the button again."})
+		s.render(w, r, http.StatusBadRequest, "help.html", pageData{Title: "We could not read that request", Message: "Please go back and press the button again."})
 		return
 	}
 	subscriptionID := r.PostForm.Get("subscription")
 	if !s.csrfValid(r, subscriptionID, r.PostForm.Get("csrf")) {
-		s.render(w, http.StatusForbidden, "help.html", pageData{Title: "This confirmation has expired", Message: "For your security, please open the link from Microsoft again and confirm from there."})
+		s.render(w, r, http.StatusForbidden, "help.html", pageData{Title: "This confirmation has expired", Message: "For your security, please open the link from Microsoft again and confirm from there."})
 		return
 	}
 	// The token is resolved again so that confirming needs the purchase token, not only the page.
@@ -155,17 +192,21 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if resolved.ID != subscriptionID {
-		s.render(w, http.StatusBadRequest, "help.html", pageData{Title: "This confirmation does not match your purchase", Message: "Please open the link from Microsoft again."})
+		s.render(w, r, http.StatusBadRequest, "help.html", pageData{Title: "This confirmation does not match your purchase", Message: "Please open the link from Microsoft again."})
+		return
+	}
+	if b != nil && !b.mayManage(resolved.Subscription.Purchaser, resolved.Subscription.Beneficiary) {
+		s.wrongAccount(w, r, "/landing?token="+url.QueryEscape(r.PostForm.Get("token")), resolved.Subscription.Purchaser, resolved.Subscription.Beneficiary)
 		return
 	}
 	if _, err := s.cfg.Subscriptions.Confirm(r.Context(), *resolved); err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {
-			s.render(w, http.StatusConflict, "error.html", pageData{Title: "Your subscription cannot be set up now", Message: ve.Message})
+			s.render(w, r, http.StatusConflict, "error.html", pageData{Title: "Your subscription cannot be set up now", Message: ve.Message})
 			return
 		}
 		s.log.Error("landing: confirm", zap.String("subscriptionId", resolved.ID), zap.Error(err))
-		s.render(w, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not record your confirmation just now. Go back and press the button again in a minute."})
+		s.render(w, r, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not record your confirmation just now. Go back and press the button again in a minute."})
 		return
 	}
 	http.Redirect(w, r, s.statusURL(resolved.ID), http.StatusSeeOther)
@@ -173,27 +214,35 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 
 // status follows the subscription until it is active, or shows what went wrong. Its URL is signed, so
 // knowing a subscription ID is not enough to see its purchaser.
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+func (s *Server) status(w http.ResponseWriter, r *http.Request, b *Buyer) {
 	id := mux.Vars(r)["id"]
 	if !hmac.Equal([]byte(r.URL.Query().Get("sig")), []byte(s.statusSig(id))) {
-		s.render(w, http.StatusNotFound, "help.html", pageData{Title: "We could not find that page", Message: "Open the link from Microsoft again to see your subscription."})
+		s.render(w, r, http.StatusNotFound, "help.html", pageData{Title: "We could not find that page", Message: "Open the link from Microsoft again to see your subscription."})
 		return
 	}
 	view, err := s.cfg.Subscriptions.View(r.Context(), id)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			s.render(w, http.StatusNotFound, "help.html", pageData{Title: "We could not find your subscription", Message: "Open the link from Microsoft again."})
+			s.render(w, r, http.StatusNotFound, "help.html", pageData{Title: "We could not find your subscription", Message: "Open the link from Microsoft again."})
 			return
 		}
 		s.log.Error("status page", zap.String("subscriptionId", id), zap.Error(err))
-		s.render(w, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not read your subscription's state just now.", Refresh: true})
+		s.render(w, r, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not read your subscription's state just now.", Refresh: true})
+		return
+	}
+	if b != nil && !b.mayManage(view.Purchaser, view.Beneficiary) {
+		if r.URL.Query().Get("format") == "json" {
+			writeJSON(w, http.StatusForbidden, apiError{Error: errorBody{Code: "NotYours", Message: "the signed-in account is neither the purchaser nor the beneficiary"}})
+			return
+		}
+		s.wrongAccount(w, r, r.URL.RequestURI(), view.Purchaser, view.Beneficiary)
 		return
 	}
 	if r.URL.Query().Get("format") == "json" {
 		writeJSON(w, http.StatusOK, statusJSON{Status: view.Status, Stage: view.Stage, Failed: view.Failed, Problem: view.Problem, Done: settled(view)})
 		return
 	}
-	s.render(w, http.StatusOK, "status.html", pageData{Title: "Your subscription", View: view, StatusURL: s.statusURL(id), Settled: settled(view)})
+	s.render(w, r, http.StatusOK, "status.html", pageData{Title: "Your subscription", View: view, StatusURL: s.statusURL(id), Settled: settled(view)})
 }
 
 // settled reports a state the status page stops following: nothing more happens without someone acting
@@ -228,10 +277,10 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request, token string) (
 	case code == http.StatusBadRequest || code == http.StatusNotFound:
 		// Expired, garbled or unknown tokens: nothing is created, and the buyer learns how to get a fresh link.
 		s.log.Info("landing: token not resolved", zap.Int("status", code))
-		s.render(w, http.StatusBadRequest, "help.html", pageData{Title: "This link has expired", Message: "Purchase links are valid for a limited time."})
+		s.render(w, r, http.StatusBadRequest, "help.html", pageData{Title: "This link has expired", Message: "Purchase links are valid for a limited time."})
 	default:
 		s.log.Error("landing: resolve failed", zap.Error(err))
-		s.render(w, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not reach Microsoft to look up your purchase. Reload this page in a minute."})
+		s.render(w, r, http.StatusServiceUnavailable, "error.html", pageData{Title: "Please try again in a moment", Message: "We could not reach Microsoft to look up your purchase. Reload this page in a minute."})
 	}
 	return nil, false
 }
@@ -246,15 +295,26 @@ func (s *Server) statusURL(id string) string {
 	return "/landing/status/" + url.PathEscape(id) + "?sig=" + s.statusSig(id)
 }
 
-// SignInHook is the seam for Entra ID sign-in of the buyer (a later issue): when set, it runs before the
-// landing page and may redirect to sign in, returning false when it has answered the request itself.
-type SignInHook func(w http.ResponseWriter, r *http.Request) bool
-
-func (s *Server) withSignIn(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.SignIn != nil && !s.cfg.SignIn(w, r) {
-			return
+// wrongAccount tells a signed-in buyer who is neither the purchaser nor the beneficiary that this
+// subscription is not theirs, with a hint of the accounts that may use it, and offers to sign in with
+// another account (coming back to returnTo). Nothing is shown of the subscription.
+func (s *Server) wrongAccount(w http.ResponseWriter, r *http.Request, returnTo string, purchaser, beneficiary marketplace.AADIdentifier) {
+	var hints []string
+	for _, id := range []marketplace.AADIdentifier{purchaser, beneficiary} {
+		if h := maskEmail(id.EmailID); h != "" && !slices.Contains(hints, h) {
+			hints = append(hints, h)
 		}
-		next(w, r)
 	}
+	s.render(w, r, http.StatusForbidden, "wrong_account.html", pageData{Title: "Sign in with the account that bought this subscription", Return: returnTo, Hints: hints})
+}
+
+// maskEmail keeps the first letter and the domain of an address: enough for buyers to recognise their
+// account, not enough to learn someone else's.
+func maskEmail(email string) string {
+	local, domain, ok := strings.Cut(strings.TrimSpace(email), "@")
+	if !ok || local == "" || domain == "" {
+		return ""
+	}
+	r, _ := utf8.DecodeRuneInString(local)
+	return string(r) + "…@" + domain
 }
