@@ -121,6 +121,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		defaults["SIGNIN_CLIENT_ID"] = emulator.DemoSignInClientID
 		defaults["SIGNIN_CLIENT_SECRET"] = emulator.DemoSignInSecret
 		defaults["SIGNIN_REDIRECT_URL"] = s.HTTPURL + "/landing/signin"
+		// The demo offer's product; "Open Contoso Analytics" leads to a placeholder: set BRAND_APP_URL to yours.
+		defaults["BRAND_PRODUCT_NAME"] = "Contoso Analytics"
+		defaults["BRAND_APP_URL"] = "https://contoso.example/app"
 	} else {
 		s.EmulatorURL = ""
 		defaults["MARKETPLACE_DEV_TOKEN_SECRET"] = ""

@@ -184,3 +184,13 @@ func TestSignIn(t *testing.T) {
 		t.Errorf("none against an emulator: %+v %v", s, err)
 	}
 }
+
+func TestBrand(t *testing.T) {
+	b, err := BrandFromEnv(env(map[string]string{"BRAND_PRODUCT_NAME": "Contoso", "BRAND_OFFER_NAMES": "a=Contoso, Inc. Analytics; b = Backup", "BRAND_OFFER_APP_URLS": "a=https://a.example/"}))
+	if err != nil || b.ProductName != "Contoso" || b.OfferNames["a"] != "Contoso, Inc. Analytics" || b.OfferNames["b"] != "Backup" || b.OfferAppURLs["a"] != "https://a.example/" {
+		t.Fatalf("brand %+v %v", b, err)
+	}
+	if _, err := BrandFromEnv(env(map[string]string{"BRAND_OFFER_APP_URLS": "a"})); err == nil || !strings.Contains(err.Error(), "BRAND_OFFER_APP_URLS") {
+		t.Fatalf("a malformed offer list: %v", err)
+	}
+}

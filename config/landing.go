@@ -79,3 +79,55 @@ func loopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Brand makes the landing page look like the vendor's product (BRAND_*).
+type Brand struct {
+	ProductName string // BRAND_PRODUCT_NAME
+	LogoURL     string // BRAND_LOGO_URL: https URL (or a path on the webhook server's host)
+	AccentColor string // BRAND_ACCENT_COLOR: #rrggbb; the pages fit it to WCAG AA contrast in both colour schemes
+	SupportURL  string // BRAND_SUPPORT_URL: https: or mailto:
+	PrivacyURL  string // BRAND_PRIVACY_URL
+	TermsURL    string // BRAND_TERMS_URL
+	AppURL      string // BRAND_APP_URL: where "Open <product>" leads once the account is ready
+	// Per offer: BRAND_OFFER_NAMES and BRAND_OFFER_APP_URLS, "offerId=value;offerId=value".
+	OfferNames   map[string]string
+	OfferAppURLs map[string]string
+}
+
+// BrandFromEnv reads the BRAND_* variables.
+func BrandFromEnv(g Getenv) (Brand, error) {
+	b := Brand{
+		ProductName: g.str("BRAND_PRODUCT_NAME", ""),
+		LogoURL:     g.str("BRAND_LOGO_URL", ""),
+		AccentColor: g.str("BRAND_ACCENT_COLOR", ""),
+		SupportURL:  g.str("BRAND_SUPPORT_URL", ""),
+		PrivacyURL:  g.str("BRAND_PRIVACY_URL", ""),
+		TermsURL:    g.str("BRAND_TERMS_URL", ""),
+		AppURL:      g.str("BRAND_APP_URL", ""),
+	}
+	var err error
+	if b.OfferNames, err = offerMap("BRAND_OFFER_NAMES", g.str("BRAND_OFFER_NAMES", "")); err != nil {
+		return b, err
+	}
+	if b.OfferAppURLs, err = offerMap("BRAND_OFFER_APP_URLS", g.str("BRAND_OFFER_APP_URLS", "")); err != nil {
+		return b, err
+	}
+	return b, nil
+}
+
+// offerMap reads "offerId=value;offerId=value" (semicolons, since names may hold commas).
+func offerMap(name, v string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(v, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(part, "=")
+		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+		if !ok || k == "" || val == "" {
+			return nil, fmt.Errorf("%s: %q is not offerId=value", name, part)
+		}
+		out[k] = val
+	}
+	return out, nil
+}

@@ -87,7 +87,6 @@ function saasContrast() {
       const fill = saasOver(saasParse(s.backgroundColor) || { r: 0, g: 0, b: 0, a: 0 }, around);
       let best = saasRatio(fill, around);
       if (parseFloat(s.borderTopWidth) > 0 && s.borderTopStyle !== "none") best = Math.max(best, saasRatio(saasOver(saasParse(s.borderTopColor), around), around));
-      if (el.tagName === "PROGRESS") best = Math.max(best, saasRatio(saasOver(saasParse(s.color), around), around));
       checked++;
       if (best < 2.995) problems.push({ what: saasDescribe(el), text: "(boundary)", fg: s.borderTopColor, bg: saasCSS(around), ratio: best, required: 3 });
     }

@@ -121,6 +121,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		Subscriptions: server.Temporal{Client: s.Subs},
 		Meter:         s.Meter,
 		Resolver:      s.Emu.Client,
+		Plans:         s.Emu.Client,
 		AdminToken:    AdminToken,
 		Ready: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})

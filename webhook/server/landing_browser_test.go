@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +14,22 @@ import (
 	"saasengine/internal/browser"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
+	"saasengine/webhook/server"
 	"saasengine/workflows"
 )
+
+// withLogo brands the pages as demoBrand does, with a logo the browser can load from this machine.
+func withLogo(t *testing.T) func(*server.Config) {
+	logo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		_, _ = w.Write([]byte(`<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"><rect width="32" height="32" rx="6" fill="#ffb900"/><path d="M8 16h16M16 8v16" stroke="#1b1b1f" stroke-width="4"/></svg>`))
+	}))
+	t.Cleanup(logo.Close)
+	return func(c *server.Config) {
+		c.Brand = demoBrand
+		c.Brand.LogoURL = logo.URL + "/logo.svg"
+	}
+}
 
 // waitText polls sel until its text holds want (the page changes by itself), failing after 45 s.
 func waitText(t *testing.T, ctx context.Context, sel, want, shot string) string {
@@ -36,7 +52,7 @@ func waitText(t *testing.T, ctx context.Context, sel, want, shot string) string 
 // emulator's Entra, land on the publisher's page, check what was bought, confirm, and watch the status page
 // turn to ready by itself; sign out; then an expired link shows the help page.
 func TestLandingInBrowser(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{})
+	s := stacktest.Start(t, stacktest.Options{ConfigureServer: withLogo(t)})
 	ctx := browser.New(t)
 
 	if err := browser.Do(ctx, chromedp.Navigate(s.Emu.Server.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#purchase"))); err != nil {
@@ -67,7 +83,7 @@ func TestLandingInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Fabrikam", "15"} {
+	for _, want := range []string{"Fabrikam", "Contoso Analytics", "Team", "15", "Waiting for your confirmation"} {
 		if !strings.Contains(details, want) {
 			t.Errorf("landing page lacks %q:\n%s", want, details)
 		}
@@ -76,13 +92,17 @@ func TestLandingInBrowser(t *testing.T) {
 		t.Errorf("landing heading %q", h1)
 	}
 
-	if err := browser.Do(ctx, chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("#stage"))); err != nil {
+	if err := browser.Do(ctx, chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS("#message"))); err != nil {
 		t.Fatal(err)
 	}
 	browser.Screenshot(t, ctx, "4-status")
 	// The page polls its JSON and reloads itself once the subscription is done; no reload by the test.
 	waitText(t, ctx, "#message", "Your account is ready", "4-status")
 	browser.Screenshots(t, ctx, "5-status-ready")
+	open, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("#open"), "href"))
+	if label, _ := browser.Text(ctx, "#open"); label != "Open Contoso Analytics" || open.Value != "https://analytics.contoso.example/start" {
+		t.Errorf("the product's button: %q to %q (%v)", label, open.Value, err)
+	}
 	subs := s.Emu.Emulator.State().Subscriptions
 	if len(subs) != 1 || subs[0].Status != marketplace.StatusSubscribed || subs[0].Quantity != 15 {
 		t.Fatalf("Microsoft's view: %+v", subs)
@@ -117,7 +137,7 @@ func TestLandingInBrowser(t *testing.T) {
 // Who may confirm, in a real browser: a colleague of the purchaser signs in and is told the subscription is
 // not theirs, with no button to confirm; they switch to the account a CSP partner bought for, who can.
 func TestWhoMayConfirmInBrowser(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{})
+	s := stacktest.Start(t, stacktest.Options{ConfigureServer: withLogo(t)})
 	ctx := browser.New(t)
 	p := s.Emu.PurchaseAs(t, "team", 8, emulator.BuyerCSPPartner, emulator.BuyerCSPBeneficiary)
 

@@ -56,7 +56,7 @@ func TestLandingPage(t *testing.T) {
 
 	p := s.Emu.PurchaseAs(t, "team", 12, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
 	code, page := signInAs(t, b, p.LandingURL, emulator.BuyerPurchaser)
-	for _, want := range []string{"Signed in as <strong>Ada Lovelace (ada@fabrikam.example)", "Set up your subscription", "contoso-analytics", "team", "<dd>12</dd>", "PendingFulfillmentStart", p.Subscription.Beneficiary.EmailID, `id="confirm"`} {
+	for _, want := range []string{"Signed in as <strong>Ada Lovelace (ada@fabrikam.example)", "Set up your subscription", "<dd>Team</dd>", "<dd>12</dd>", "Waiting for your confirmation", p.Subscription.Beneficiary.EmailID, `id="confirm"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("landing page lacks %q", want)
 		}
@@ -142,7 +142,7 @@ func TestLandingPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, page = signInAs(t, buyer(), again.LandingURL, emulator.BuyerPurchaser)
-	if code != 200 || !strings.Contains(page, `id="status">Subscribed<`) || !strings.Contains(page, "<dd>20</dd>") || strings.Contains(page, `id="confirm"`) || !strings.Contains(page, "/landing/status/") {
+	if code != 200 || !strings.Contains(page, `id="status">Ready<`) || !strings.Contains(page, "<dd>20</dd>") || strings.Contains(page, `id="confirm"`) || !strings.Contains(page, "Renews on") {
 		t.Fatalf("manage account visit: %d\n%s", code, page)
 	}
 }
@@ -160,7 +160,7 @@ func TestLandingWithBadTokensCreatesNothing(t *testing.T) {
 		"unknown token": s.HTTP.URL + "/landing?token=bm90LWEtdG9rZW4%3D",
 	} {
 		code, page := get(t, b, link)
-		if code != http.StatusBadRequest || !strings.Contains(page, "Configure account") || strings.Contains(page, `id="confirm"`) {
+		if code != http.StatusBadRequest || !strings.Contains(page, "This link is not valid") || !strings.Contains(page, "Configure account") || strings.Contains(page, `id="confirm"`) {
 			t.Errorf("%s: %d", name, code)
 		}
 	}
@@ -237,7 +237,7 @@ func TestStatusPageSettlesOnSuspended(t *testing.T) {
 		t.Fatalf("status JSON of a suspended subscription: %s", body)
 	}
 	code, page = get(t, b, final.String())
-	if code != 200 || !strings.Contains(page, "This subscription is suspended") || strings.Contains(page, "setTimeout(poll, 1000)") || strings.Contains(page, "Reload this page to see progress") {
+	if code != 200 || !strings.Contains(page, "Suspended: check your payment method") || strings.Contains(page, "setTimeout(poll, 1000)") || strings.Contains(page, "Reload this page to see progress") {
 		t.Fatalf("status page of a suspended subscription: %d\n%s", code, page)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"time"
 
@@ -78,6 +79,10 @@ type Config struct {
 	Meter Meter
 	// Resolver resolves landing-page purchase tokens.
 	Resolver Resolver
+	// Plans gives the pages the plans' display names (List available plans); nil shows plan IDs.
+	Plans PlanLister
+	// Brand makes the buyer's pages look like the vendor's product.
+	Brand Brand
 	// SignIn is the Entra ID app buyers sign in with before the landing page shows anything. Nil means no
 	// sign-in, which New refuses unless InsecureNoSignIn is set on purpose (an emulator without sign-in).
 	SignIn           *SignInConfig
@@ -123,6 +128,9 @@ type Server struct {
 	signIn *signIn
 	// csp is the Content-Security-Policy of the buyer's pages.
 	csp string
+	// theme is the pages' colours derived from the brand's accent.
+	theme template.CSS
+	plans *plans
 }
 
 // New checks the configuration and builds the routes.
@@ -181,7 +189,11 @@ func New(cfg Config) (*Server, error) {
 	} else {
 		s.log.Warn("BUYER SIGN-IN IS OFF: anyone holding a purchase link sees the purchase and can confirm it, without signing in. Use this only with an emulator.")
 	}
-	s.csp = pageCSP(s.signIn)
+	if err := checkBrand(cfg.Brand); err != nil {
+		return nil, err
+	}
+	s.csp, s.theme = pageCSP(s.signIn, cfg.Brand), themeCSS(cfg.Brand.AccentColor)
+	s.plans = &plans{lister: cfg.Plans, log: s.log, byKey: map[string]cachedPlan{}}
 	if clampedWait {
 		s.log.Warn("webhook decision wait shortened so that the fallback signal fits the webhook budget",
 			zap.Duration("decisionWait", cfg.DecisionWait), zap.Duration("webhookBudget", cfg.WebhookBudget))

@@ -169,6 +169,7 @@ func viewOfSubscription(r marketplace.ResolvedSubscription) View {
 		SubscriptionID: r.ID, Name: name, OfferID: s.OfferID, PlanID: s.PlanID, Quantity: int64(s.Quantity),
 		Status: string(s.Status), Stage: "Recorded", Purchaser: s.Purchaser, Beneficiary: s.Beneficiary,
 		TermUnit: s.Term.TermUnit, TermStart: s.Term.StartDate.Time, TermEnd: s.Term.EndDate.Time,
+		AutoRenew: s.AutoRenew, FreeTrial: s.IsFreeTrial,
 		AwaitingConfirmation: s.Status == marketplace.StatusPendingFulfillmentStart,
 	}
 }
@@ -194,10 +195,10 @@ func viewOfState(st workflows.State, base View) View {
 	if st.Term.TermUnit != "" {
 		v.TermUnit, v.TermStart, v.TermEnd = st.Term.TermUnit, st.Term.StartDate.Time, st.Term.EndDate.Time
 	}
+	if st.OfferID != "" {
+		v.AutoRenew, v.FreeTrial = st.AutoRenew, st.IsFreeTrial
+	}
 	v.AwaitingConfirmation = st.Phase == workflows.PhaseAwaitingConfirmation
 	v.Failed = st.Phase == workflows.PhaseActivationFailed
-	if v.Failed {
-		v.Problem = st.LastError
-	}
 	return v
 }

@@ -37,6 +37,24 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 		},
 		Logger: logger,
 	}
+	cfg.Brand = Brand{
+		ProductName: wc.Brand.ProductName, LogoURL: wc.Brand.LogoURL, AccentColor: wc.Brand.AccentColor,
+		SupportURL: wc.Brand.SupportURL, PrivacyURL: wc.Brand.PrivacyURL, TermsURL: wc.Brand.TermsURL,
+		AppURL: wc.Brand.AppURL, Offers: map[string]OfferBrand{},
+	}
+	for id, name := range wc.Brand.OfferNames {
+		o := cfg.Brand.Offers[id]
+		o.Name = name
+		cfg.Brand.Offers[id] = o
+	}
+	for id, u := range wc.Brand.OfferAppURLs {
+		o := cfg.Brand.Offers[id]
+		o.AppURL = u
+		cfg.Brand.Offers[id] = o
+	}
+	if pl, ok := resolver.(PlanLister); ok {
+		cfg.Plans = pl
+	}
 	switch wc.SignIn.Mode {
 	case "entra":
 		si := &SignInConfig{Authority: wc.SignIn.Authority, Tenant: wc.SignIn.Tenant, ClientID: wc.SignIn.ClientID, ClientSecret: wc.SignIn.ClientSecret, RedirectURL: wc.SignIn.RedirectURL}
