@@ -49,6 +49,8 @@ type presented struct {
 	FreeTrial bool
 	AppURL    string
 	Standing  standing
+	// StatusURL is the signed link to the subscription's status page (manage page).
+	StatusURL string
 }
 
 // present completes a view with the brand's names and Microsoft's plan names.

@@ -215,6 +215,7 @@ func (s *Server) routes() {
 	r.HandleFunc("/landing", s.withBuyer(s.landing)).Methods(http.MethodGet)
 	r.HandleFunc("/landing/confirm", s.withBuyer(s.confirm)).Methods(http.MethodPost)
 	r.HandleFunc("/landing/status/{id}", s.withBuyer(s.status)).Methods(http.MethodGet)
+	r.HandleFunc("/landing/manage", s.withBuyer(s.manage)).Methods(http.MethodGet)
 	r.HandleFunc("/landing/login", s.login).Methods(http.MethodGet)
 	r.HandleFunc("/landing/signout", s.signOut).Methods(http.MethodPost)
 	if s.signIn != nil {

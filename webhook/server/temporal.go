@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"saasengine/marketplace"
 	"saasengine/subscriptions"
 	"saasengine/workflows"
@@ -58,6 +60,38 @@ func (t Temporal) View(ctx context.Context, subscriptionID string) (View, error)
 		return View{}, mapError(err)
 	}
 	return viewOfState(*st, View{}), nil
+}
+
+// OfTenant reads the subscriptions bought for a tenant: the newest manageLimit its search attributes name,
+// each one's state queried (a few at a time).
+func (t Temporal) OfTenant(ctx context.Context, tenantID string) (TenantSubscriptions, error) {
+	sums, _, err := t.Client.List(ctx, subscriptions.Filter{BeneficiaryTenant: tenantID, PageSize: manageLimit})
+	if err != nil {
+		return TenantSubscriptions{}, mapError(err)
+	}
+	views := make([]*View, len(sums))
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i, sum := range sums {
+		g.Go(func() error {
+			st, err := t.Client.State(ctx, sum.SubscriptionID)
+			if err == nil {
+				v := viewOfState(*st, View{})
+				views[i] = &v
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	out := TenantSubscriptions{}
+	for _, v := range views {
+		if v == nil {
+			out.Unreadable++
+			continue
+		}
+		out.Views = append(out.Views, *v)
+	}
+	return out, nil
 }
 
 // List lists subscriptions by their search attributes.
