@@ -68,23 +68,30 @@ type ContrastProblem struct {
 	Required float64 `json:"required"`
 }
 
-type contrastReport struct {
+// ContrastReport is what Contrast measured in one colour scheme.
+type ContrastReport struct {
 	Checked  int               `json:"checked"`
 	Problems []ContrastProblem `json:"problems"`
 }
 
-// CheckContrast measures, from computed styles, the contrast of every visible text and control of the page
-// against the background it is drawn on (ancestors' backgrounds blended), in the light and the dark colour
-// scheme, and fails the test for each that is below WCAG AA. It returns how many were checked, so that a
-// test can tell a page it really measured from an empty one.
+// Contrast measures, from computed styles, the contrast of every visible text and control of the page in
+// the colour scheme ("light" or "dark") against the background it is drawn on (ancestors' backgrounds
+// blended), and reports those below WCAG AA.
+func Contrast(ctx context.Context, scheme string) (ContrastReport, error) {
+	if err := Do(ctx, ColorScheme(scheme)); err != nil {
+		return ContrastReport{}, fmt.Errorf("colour scheme %s: %w", scheme, err)
+	}
+	return chromedp.Run(ctx, chromedp.Evaluate[ContrastReport](a11yJS+"; saasContrast()"))
+}
+
+// CheckContrast runs Contrast in the light and the dark colour scheme and fails the test for each text or
+// control below WCAG AA; it leaves the light scheme on. It returns how many were checked, so that a test
+// can tell a page it really measured from an empty one.
 func CheckContrast(t *testing.T, ctx context.Context, page string) int {
 	t.Helper()
 	checked := 0
 	for _, scheme := range []string{"light", "dark"} {
-		if err := Do(ctx, ColorScheme(scheme)); err != nil {
-			t.Fatalf("%s: colour scheme %s: %v", page, scheme, err)
-		}
-		rep, err := chromedp.Run(ctx, chromedp.Evaluate[contrastReport](a11yJS+"; saasContrast()"))
+		rep, err := Contrast(ctx, scheme)
 		if err != nil {
 			t.Fatalf("%s: measuring contrast (%s): %v", page, scheme, err)
 		}
@@ -102,7 +109,8 @@ func CheckContrast(t *testing.T, ctx context.Context, page string) int {
 	return checked
 }
 
-type layoutReport struct {
+// LayoutReport is what Layout measured at the tab's current width.
+type LayoutReport struct {
 	ScrollWidth int      `json:"scrollWidth"`
 	Width       int      `json:"width"`
 	Broken      []string `json:"broken"`
@@ -110,11 +118,17 @@ type layoutReport struct {
 	Unlabelled  []string `json:"unlabelled"`
 }
 
+// Layout measures the page at the tab's current width: how wide it is, the words broken across lines, the
+// elements wider than their box, and the controls without an accessible name.
+func Layout(ctx context.Context) (LayoutReport, error) {
+	return chromedp.Run(ctx, chromedp.Evaluate[LayoutReport](a11yJS+"; saasLayout()"))
+}
+
 // CheckLayout fails the test when the page, at the tab's current width, scrolls sideways, has an element
 // wider than its box, breaks a word across lines, or has a control without an accessible name.
 func CheckLayout(t *testing.T, ctx context.Context, page string) {
 	t.Helper()
-	rep, err := chromedp.Run(ctx, chromedp.Evaluate[layoutReport](a11yJS+"; saasLayout()"))
+	rep, err := Layout(ctx)
 	if err != nil {
 		t.Fatalf("%s: measuring the layout: %v", page, err)
 	}

@@ -127,5 +127,5 @@ function saasLayout() {
     if (!name && !el.matches("input, select, textarea, progress")) name = el.textContent || el.getAttribute("title") || "";
     if (!name.trim()) unlabelled.push(saasDescribe(el));
   }
-  return { scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth, broken: broken, overflowing: overflowing, unlabelled: unlabelled };
+  return { scrollWidth: document.documentElement.scrollWidth, width: document.documentElement.clientWidth, broken: broken, overflowing: overflowing, unlabelled: unlabelled };
 }
