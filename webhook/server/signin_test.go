@@ -7,12 +7,17 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"saasengine/emulator"
 	"saasengine/internal/stacktest"
@@ -181,8 +186,28 @@ func TestOnlyThePurchaserOrTheBeneficiaryMayConfirm(t *testing.T) {
 // Sign-in answers that must not be used each get a page saying what happened and how to go on, and leave
 // no session; nothing about the purchase is started.
 func TestSignInRefusesBadAnswers(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{NoWorker: true})
+	core, logs := observer.New(zapcore.DebugLevel)
+	s := stacktest.Start(t, stacktest.Options{NoWorker: true, Logger: zap.New(core)})
 	p := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
+	// What must never reach the log: codes and states of Entra's answers, the purchase token, the app's
+	// secret, the buyer's address.
+	secrets := []string{p.Token, url.QueryEscape(p.Token), emulator.DemoSignInSecret, emulator.DemoBuyer(emulator.BuyerPurchaser).Email}
+	defer func() {
+		if len(logs.FilterMessage("sign-in refused").All()) == 0 {
+			t.Error("no refusal was logged: the check below would prove nothing")
+		}
+		for _, e := range logs.All() {
+			text := e.Message
+			for k, v := range e.ContextMap() {
+				text += " " + k + "=" + fmt.Sprint(v)
+			}
+			for _, sec := range secrets {
+				if sec != "" && strings.Contains(text, sec) {
+					t.Errorf("a secret reached the log: %q %v", e.Message, e.ContextMap())
+				}
+			}
+		}
+	}()
 	callback := s.HTTP.URL + "/landing/signin"
 	var toCallbackOf func(c *http.Client, landingURL string) string
 
@@ -202,6 +227,8 @@ func TestSignInRefusesBadAnswers(t *testing.T) {
 		if !strings.HasPrefix(resp.Header.Get("Location"), callback+"?") {
 			t.Fatalf("Entra answered %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
+		to, _ := url.Parse(resp.Header.Get("Location"))
+		secrets = append(secrets, to.Query().Get("code"), to.Query().Get("state"))
 		return resp.Header.Get("Location")
 	}
 	expect := func(name string, c *http.Client, u string, status int, title string) {
@@ -362,5 +389,24 @@ func TestSignInWithACertificate(t *testing.T) {
 				t.Fatalf("%d\n%s", code, page)
 			}
 		})
+	}
+}
+
+// Without sign-in (an emulator only), the server starts only when told so on purpose, says so loudly, and the
+// landing page then shows the purchase to whoever holds the link.
+func TestNoSignInNeedsTheExplicitOptInAndIsAnnounced(t *testing.T) {
+	if _, err := server.New(server.Config{Subscriptions: budgetProbe{}, Resolver: noResolver{}, InsecureNoWebhookAuth: true}); err == nil || !strings.Contains(err.Error(), "sign-in") {
+		t.Fatalf("New without sign-in and without InsecureNoSignIn: %v", err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	s := stacktest.Start(t, stacktest.Options{NoWorker: true, ConfigureServer: func(c *server.Config) {
+		c.SignIn, c.InsecureNoSignIn, c.Logger = nil, true, zap.New(core)
+	}})
+	if warned := logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("BUYER SIGN-IN IS OFF").All(); len(warned) != 1 {
+		t.Fatalf("start-up warnings %+v, want one saying sign-in is off", logs.FilterLevelExact(zapcore.WarnLevel).All())
+	}
+	p := s.Emu.Purchase(t, "basic", 0)
+	if code, page := get(t, buyer(), p.LandingURL); code != http.StatusOK || !strings.Contains(page, `id="confirm"`) || strings.Contains(page, "Signed in as") {
+		t.Fatalf("landing without sign-in: %d", code)
 	}
 }
