@@ -185,6 +185,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			}
 			cfg.ReadLag = emulator.NewDuration(lag)
 		}
+		if wc.SignIn.Mode == "entra" && strings.TrimRight(wc.SignIn.Authority, "/") == s.EmulatorURL {
+			cfg.SignIn.Apps = []emulator.SignInApp{{ClientID: wc.SignIn.ClientID, ClientSecret: wc.SignIn.ClientSecret, RedirectURIs: []string{wc.SignIn.RedirectURL}}}
+		}
 		emu, err := emulator.New(emulator.Options{Config: cfg, StateFile: filepath.Join(o.DataDir, "emulator-state.json"), PublicURL: s.EmulatorURL, Logger: s.log.Named("emulator")})
 		if err != nil {
 			return nil, err
@@ -261,6 +264,14 @@ func environment(o Options, emulatorURL, sessionKey string) (_ config.Getenv, us
 		defaults["MARKETPLACE_TENANT_ID"] = emulator.DemoTenantID
 		defaults["MARKETPLACE_CLIENT_ID"] = emulator.DemoAppID
 		defaults["WEBHOOK_ENTRA_AUTHORITY"] = emulatorURL
+		// Buyers sign in on the emulator's Entra, as one of its test users.
+		defaults["SIGNIN_AUTHORITY"] = emulatorURL
+		defaults["SIGNIN_CLIENT_ID"] = emulator.DemoSignInClientID
+		defaults["SIGNIN_CLIENT_SECRET"] = emulator.DemoSignInSecret
+		defaults["SIGNIN_REDIRECT_URL"] = "http://" + o.HTTPAddr + "/landing/signin"
+		// The demo offer's product; "Open Contoso Analytics" leads to a placeholder: set BRAND_APP_URL to yours.
+		defaults["BRAND_PRODUCT_NAME"] = "Contoso Analytics"
+		defaults["BRAND_APP_URL"] = "https://contoso.example/app"
 	} else if set("ADMIN_TOKEN") == devAdminToken {
 		return nil, false, errors.New("ADMIN_TOKEN is the development token, which anyone can read in this repository: " +
 			"pointed at Microsoft's API (MARKETPLACE_BASE_URL), set a token of your own, or leave ADMIN_TOKEN unset to run with the admin API off")
@@ -295,6 +306,10 @@ func (s *Stack) Banner() string {
 		fmt.Fprintf(&b, "  Emulator control    %s/control/state\n", s.EmulatorURL)
 	}
 	fmt.Fprintf(&b, "  Landing page        %s/landing?token=...   (the emulator sends buyers here)\n", s.HTTPURL)
+	if s.EmulatorURL != "" {
+		fmt.Fprintf(&b, "  Buyers sign in      on the emulator's Entra: pick a test account (Ada bought, Sam and Lee did not)\n")
+	}
+	fmt.Fprintf(&b, "  Manage account      %s/landing/manage\n", s.HTTPURL)
 	fmt.Fprintf(&b, "  Webhook             %s%s\n", s.HTTPURL, s.WebhookPath)
 	switch s.AdminToken {
 	case "":

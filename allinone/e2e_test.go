@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -99,13 +100,21 @@ func (e e2e) waitFor(what string, cond func() bool) {
 	}
 }
 
-var hidden = regexp.MustCompile(`name="(subscription|token|csrf)" value="([^"]*)"`)
+var (
+	hidden      = regexp.MustCompile(`name="(subscription|token|csrf)" value="([^"]*)"`)
+	hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
 
-// buy purchases in the emulator, lands on the landing page and confirms, like a buyer's browser.
+// buy purchases in the emulator as its demo buyer Ada, lands on the landing page, signs in as Ada on the
+// emulator's Entra and confirms, like a buyer's browser.
 func (e e2e) buy(plan string, qty int64) string {
 	e.t.Helper()
 	var p emulator.Purchase
-	body := fmt.Sprintf(`{"offerId":%q,"planId":%q,"quantity":%d}`, emulator.DemoOfferID, plan, qty)
+	ada, err := json.Marshal(emulator.DemoBuyer(emulator.BuyerPurchaser).Identity())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"offerId":%q,"planId":%q,"quantity":%d,"beneficiary":%s}`, emulator.DemoOfferID, plan, qty, ada)
 	if code := e.call("POST", e.stack.EmulatorURL+"/control/purchases", body, false, &p); code != http.StatusCreated {
 		e.t.Fatalf("purchase: %d", code)
 	}
@@ -116,6 +125,19 @@ func (e e2e) buy(plan string, qty int64) string {
 		e.t.Fatal(err)
 	}
 	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The landing page sent the browser to sign in first.
+	if !strings.HasSuffix(resp.Request.URL.Path, "/oauth2/v2.0/authorize") {
+		e.t.Fatalf("landing without signing in: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	signIn := url.Values{"user": {emulator.BuyerPurchaser}}
+	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+		signIn.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if resp, err = browser.PostForm(resp.Request.URL.String(), signIn); err != nil {
+		e.t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), plan) {
 		e.t.Fatalf("landing page: %d", resp.StatusCode)

@@ -230,6 +230,8 @@ type Webhook struct {
 	CommandWait     time.Duration // ADMIN_COMMAND_WAIT: how long an admin command waits before answering 202
 	MeteringGrace   time.Duration // METERING_GRACE: see MeteringGrace
 	RequireApproval bool          // REQUIRE_APPROVAL: activations wait for an operator's approval
+	SignIn          SignIn        // SIGNIN_*: the buyers' Entra ID sign-in on the landing page (landing.go)
+	Brand           Brand         // BRAND_*: the landing page's look (landing.go)
 }
 
 // WebhookFromEnv reads the WEBHOOK_* and related variables.
@@ -279,6 +281,12 @@ func WebhookFromEnv(g Getenv) (Webhook, error) {
 		}
 	default:
 		return w, fmt.Errorf("WEBHOOK_AUTH %q: want entra or none", w.Auth)
+	}
+	if w.SignIn, err = SignInFromEnv(g); err != nil {
+		return w, err
+	}
+	if w.Brand, err = BrandFromEnv(g); err != nil {
+		return w, err
 	}
 	return w, nil
 }

@@ -99,7 +99,7 @@ func TestDevTokenSourceForEmulator(t *testing.T) {
 }
 
 func TestWebhookWaits(t *testing.T) {
-	base := map[string]string{"WEBHOOK_AUTH": "none", "WEBHOOK_INSECURE_NO_AUTH": "true"}
+	base := map[string]string{"WEBHOOK_AUTH": "none", "WEBHOOK_INSECURE_NO_AUTH": "true", "SIGNIN_MODE": "none", "SIGNIN_INSECURE_NO_AUTH": "true", "MARKETPLACE_BASE_URL": "http://127.0.0.1:3978/api"}
 	w, err := WebhookFromEnv(env(base))
 	if err != nil || w.DecisionWait != 5*time.Second || w.CommandWait != 20*time.Second {
 		t.Fatalf("webhook defaults %+v %v", w, err)
@@ -168,5 +168,58 @@ func TestMetricsExportCountersAsCounters(t *testing.T) {
 	}
 	if typ := promtest.Type(page, "saas_test_level"); typ != "gauge" {
 		t.Errorf("gauge exported as %q", typ)
+	}
+}
+
+func TestSignIn(t *testing.T) {
+	good := map[string]string{"SIGNIN_CLIENT_ID": "app", "SIGNIN_CLIENT_SECRET": "s", "SIGNIN_REDIRECT_URL": "https://isv.example/landing/signin"}
+	s, err := SignInFromEnv(env(good))
+	if err != nil || s.Mode != "entra" || s.Tenant != "organizations" || s.Authority != "https://login.microsoftonline.com" {
+		t.Fatalf("sign-in defaults %+v %v", s, err)
+	}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for key, val := range good {
+			m[key] = val
+		}
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	for name, c := range map[string]struct {
+		vars map[string]string
+		want string
+	}{
+		"nothing configured":           {map[string]string{}, "SIGNIN_CLIENT_ID"},
+		"no redirect URL":              {with("SIGNIN_REDIRECT_URL", ""), "SIGNIN_REDIRECT_URL"},
+		"plain http redirect":          {with("SIGNIN_REDIRECT_URL", "http://isv.example/landing/signin"), "https"},
+		"no credential":                {with("SIGNIN_CLIENT_SECRET", ""), "exactly one"},
+		"two credentials":              {with("SIGNIN_CERT_FILE", "/x.pem"), "exactly one"},
+		"unknown mode":                 {with("SIGNIN_MODE", "saml"), "want entra or none"},
+		"none without the flag":        {map[string]string{"SIGNIN_MODE": "none", "MARKETPLACE_BASE_URL": "http://127.0.0.1:3978/api"}, "SIGNIN_INSECURE_NO_AUTH"},
+		"none against Microsoft's API": {map[string]string{"SIGNIN_MODE": "none", "SIGNIN_INSECURE_NO_AUTH": "true"}, "emulator only"},
+	} {
+		if _, err := SignInFromEnv(env(c.vars)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error naming %q", name, err, c.want)
+		}
+	}
+	if _, err := SignInFromEnv(env(with("SIGNIN_REDIRECT_URL", "http://127.0.0.1:8080/landing/signin"))); err != nil {
+		t.Errorf("http on loopback: %v", err)
+	}
+	if s, err := SignInFromEnv(env(map[string]string{"SIGNIN_MODE": "none", "SIGNIN_INSECURE_NO_AUTH": "true", "MARKETPLACE_BASE_URL": "http://127.0.0.1:3978/api"})); err != nil || s.Mode != "none" {
+		t.Errorf("none against an emulator: %+v %v", s, err)
+	}
+}
+
+func TestBrand(t *testing.T) {
+	b, err := BrandFromEnv(env(map[string]string{"BRAND_PRODUCT_NAME": "Contoso", "BRAND_OFFER_NAMES": "a=Contoso, Inc. Analytics; b = Backup", "BRAND_OFFER_APP_URLS": "a=https://a.example/"}))
+	if err != nil || b.ProductName != "Contoso" || b.OfferNames["a"] != "Contoso, Inc. Analytics" || b.OfferNames["b"] != "Backup" || b.OfferAppURLs["a"] != "https://a.example/" {
+		t.Fatalf("brand %+v %v", b, err)
+	}
+	if _, err := BrandFromEnv(env(map[string]string{"BRAND_OFFER_APP_URLS": "a"})); err == nil || !strings.Contains(err.Error(), "BRAND_OFFER_APP_URLS") {
+		t.Fatalf("a malformed offer list: %v", err)
 	}
 }

@@ -35,6 +35,10 @@ type Config struct {
 	// operation changed it, while Get operation already shows the operation's terminal status: Microsoft's
 	// reads lag its operations by a second or two. Nil means DefaultReadLag; NewDuration(0) turns it off.
 	ReadLag *Duration `json:"readLag,omitempty"`
+
+	// SignIn is the Entra ID buyers sign in to landing pages with: test users and registered apps
+	// (buyers.go, signin.go).
+	SignIn SignIn `json:"signIn,omitzero"`
 }
 
 // DefaultReadLag is the read lag of a configuration that sets none: what Microsoft's own emulator documents.

@@ -60,6 +60,8 @@ type Emulator struct {
 	keyID string
 	// wake nudges the background loop when a delivery or operation became due.
 	wake chan struct{}
+	// signin holds buyers' authorization codes and sign-in faults (signin.go).
+	signin *signInStore
 
 	router *mux.Router
 	stop   context.CancelFunc

@@ -73,8 +73,17 @@ func (e *Emulator) uiPurchase(w http.ResponseWriter, r *http.Request) {
 	offerID, planID, _ := strings.Cut(r.PostForm.Get("plan"), "/")
 	qty, _ := strconv.ParseInt(r.PostForm.Get("quantity"), 10, 64)
 	req := PurchaseRequest{OfferID: offerID, PlanID: planID, Quantity: qty, Name: r.PostForm.Get("name")}
-	if email := strings.TrimSpace(r.PostForm.Get("email")); email != "" {
-		req.Beneficiary = &marketplace.AADIdentifier{EmailID: email}
+	switch r.PostForm.Get("buyer") {
+	case "purchaser":
+		ada := DemoBuyer(BuyerPurchaser).Identity()
+		req.Beneficiary = &ada
+	case "csp":
+		pat, kim := DemoBuyer(BuyerCSPPartner).Identity(), DemoBuyer(BuyerCSPBeneficiary).Identity()
+		req.Purchaser, req.Beneficiary = &pat, &kim
+	default:
+		if email := strings.TrimSpace(r.PostForm.Get("email")); email != "" {
+			req.Beneficiary = &marketplace.AADIdentifier{EmailID: email}
+		}
 	}
 	if pl := e.plan(offerID, planID); pl != nil && !pl.IsPricePerSeat {
 		req.Quantity = 0

@@ -64,8 +64,8 @@ func (e *Emulator) routes() *mux.Router {
 	})
 
 	// Entra stand-in: the webhook side discovers the signing keys here exactly as it does at
-	// login.microsoftonline.com.
-	r.HandleFunc("/{tenant}/v2.0/.well-known/openid-configuration", e.openIDConfiguration).Methods(http.MethodGet)
+	// login.microsoftonline.com, and buyers sign in to landing pages (signin.go).
+	e.signInRoutes(r)
 	r.HandleFunc("/{tenant}/discovery/v2.0/keys", e.jwks).Methods(http.MethodGet)
 
 	e.controlRoutes(r.PathPrefix("/control").Subrouter())

@@ -13,7 +13,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
 	"saasengine/marketplace"
@@ -246,20 +245,6 @@ func (e *Emulator) webhookTokenLocked(pub *Publisher) string {
 		e.log.Error("signing webhook token", zap.Error(err))
 	}
 	return s
-}
-
-func (e *Emulator) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
-	tenant := mux.Vars(r)["tenant"]
-	base := e.base()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                base + "/" + tenant + "/v2.0",
-		"jwks_uri":                              base + "/" + tenant + "/discovery/v2.0/keys",
-		"token_endpoint":                        base + "/" + tenant + "/oauth2/v2.0/token",
-		"id_token_signing_alg_values_supported": []string{"RS256"},
-		"response_types_supported":              []string{"code", "id_token", "token id_token"},
-		"subject_types_supported":               []string{"pairwise"},
-		"tenant_region_scope":                   "EU",
-	})
 }
 
 func (e *Emulator) jwks(w http.ResponseWriter, r *http.Request) {

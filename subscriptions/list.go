@@ -24,6 +24,9 @@ type Filter struct {
 	Plan      string
 	PageSize  int
 	PageToken []byte
+
+	// BeneficiaryTenant is the tenant the subscriptions were bought for (the buyers' manage page).
+	BeneficiaryTenant string
 }
 
 // Summary is one subscription of a listing, read from its search attributes.
@@ -74,6 +77,7 @@ func (f Filter) Query() (string, error) {
 		{workflows.SaaSStatus.GetName(), f.Status},
 		{workflows.SaaSOffer.GetName(), f.Offer},
 		{workflows.SaaSPlan.GetName(), f.Plan},
+		{workflows.SaaSBeneficiaryTenant.GetName(), f.BeneficiaryTenant},
 	} {
 		if c.val == "" {
 			continue

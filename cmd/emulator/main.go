@@ -42,6 +42,7 @@ func run() error {
 	publicURL := flag.String("public-url", env("EMULATOR_PUBLIC_URL", ""), "base URL others reach the emulator at; default http://<addr> (EMULATOR_PUBLIC_URL)")
 	webhookURL := flag.String("webhook-url", env("EMULATOR_WEBHOOK_URL", ""), "publisher webhook URL for every publisher without one (EMULATOR_WEBHOOK_URL)")
 	landingURL := flag.String("landing-url", env("EMULATOR_LANDING_URL", ""), "publisher landing page URL for every publisher without one (EMULATOR_LANDING_URL)")
+	browserURL := flag.String("browser-url", env("EMULATOR_BROWSER_URL", ""), "base URL browsers reach the emulator at for buyers' sign-in, when not the public URL (EMULATOR_BROWSER_URL)")
 	tokenSecret := flag.String("token-secret", env("EMULATOR_TOKEN_SECRET", ""), "HS256 secret publishers' development tokens must be signed with, for publishers without one (EMULATOR_TOKEN_SECRET)")
 	readLag := flag.String("read-lag", env("EMULATOR_READ_LAG", ""), "how long Get/List subscription lag a finished operation, e.g. 2s or 0; default the configuration's readLag, else 2s (EMULATOR_READ_LAG)")
 	flag.Parse()
@@ -75,6 +76,9 @@ func run() error {
 		if cfg.Publishers[i].LandingURL == "" {
 			cfg.Publishers[i].LandingURL = *landingURL
 		}
+	}
+	if cfg.SignIn.BrowserURL == "" {
+		cfg.SignIn.BrowserURL = *browserURL
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -76,6 +76,8 @@ func Start(t testing.TB, opts Options) *Env {
 	cfg.RedeliveryBase = emulator.Duration(50 * time.Millisecond)
 	cfg.RedeliveryMax = emulator.Duration(time.Second)
 	cfg.ReorderHold = emulator.Duration(500 * time.Millisecond)
+	// Buyers' sign-in checks the demo sign-in app's secret, as Entra would.
+	cfg.SignIn.Apps = []emulator.SignInApp{{ClientID: emulator.DemoSignInClientID, ClientSecret: emulator.DemoSignInSecret}}
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -124,6 +126,18 @@ func Start(t testing.TB, opts Options) *Env {
 func (e *Env) Purchase(t testing.TB, planID string, quantity int64) emulator.Purchase {
 	t.Helper()
 	p, err := e.Emulator.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: planID, Quantity: quantity})
+	if err != nil {
+		t.Fatalf("purchase %s: %v", planID, err)
+	}
+	return p
+}
+
+// PurchaseAs buys a plan of the demo offer as demo buyers (emulator.BuyerPurchaser...): the purchaser
+// buys for the beneficiary, who may be the same account. Their sign-in then matches the subscription.
+func (e *Env) PurchaseAs(t testing.TB, planID string, quantity int64, purchaser, beneficiary string) emulator.Purchase {
+	t.Helper()
+	pur, ben := emulator.DemoBuyer(purchaser).Identity(), emulator.DemoBuyer(beneficiary).Identity()
+	p, err := e.Emulator.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: planID, Quantity: quantity, Purchaser: &pur, Beneficiary: &ben})
 	if err != nil {
 		t.Fatalf("purchase %s: %v", planID, err)
 	}

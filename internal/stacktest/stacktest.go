@@ -118,17 +118,26 @@ func Start(t testing.TB, opts Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's address is known before it serves, so that its sign-in redirect URL can name it.
+	s.HTTP = httptest.NewUnstartedServer(nil)
+	httpURL := "http://" + s.HTTP.Listener.Addr().String()
 	cfg := server.Config{
 		Validator:     validator,
 		Subscriptions: server.Temporal{Client: s.Subs},
 		Meter:         s.Meter,
 		Resolver:      s.Emu.Client,
+		Plans:         s.Emu.Client,
 		AdminToken:    AdminToken,
 		Ready: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		},
 		Logger: logger.Named("http"),
+		// Buyers sign in on the emulator's Entra, with its demo users (emulator.DemoBuyers).
+		SignIn: &server.SignInConfig{
+			Authority: s.Emu.Emulator.Authority(), ClientID: emulator.DemoSignInClientID,
+			ClientSecret: emulator.DemoSignInSecret, RedirectURL: httpURL + "/landing/signin",
+		},
 	}
 	if opts.ConfigureServer != nil {
 		opts.ConfigureServer(&cfg)
@@ -137,7 +146,8 @@ func Start(t testing.TB, opts Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.HTTP = httptest.NewServer(s.Server)
+	s.HTTP.Config.Handler = s.Server
+	s.HTTP.Start()
 	t.Cleanup(s.HTTP.Close)
 	s.Emu.Emulator.SetWebhookURL("", s.HTTP.URL+"/webhook")
 	s.Emu.Emulator.SetLandingURL("", s.HTTP.URL+"/landing")

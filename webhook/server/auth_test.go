@@ -24,10 +24,10 @@ func TestNoWebhookAuthNeedsTheExplicitOptIn(t *testing.T) {
 		t.Fatal("New without a validator and without InsecureNoWebhookAuth: no error")
 	}
 	// The same through the production wiring: WEBHOOK_AUTH=none alone is refused.
-	if _, err := server.FromConfig(nil, config.Temporal{}, config.Webhook{Auth: "none"}, noResolver{}, zap.NewNop()); err == nil {
+	if _, err := server.FromConfig(nil, config.Temporal{}, config.Webhook{Auth: "none", SignIn: config.SignIn{Mode: "none", InsecureNoAuth: true}}, noResolver{}, zap.NewNop()); err == nil {
 		t.Fatal("FromConfig with auth none and no opt-in: no error")
 	}
-	if _, err := server.FromConfig(nil, config.Temporal{}, config.Webhook{Auth: "none", InsecureNoAuth: true}, noResolver{}, zap.NewNop()); err != nil {
+	if _, err := server.FromConfig(nil, config.Temporal{}, config.Webhook{Auth: "none", InsecureNoAuth: true, SignIn: config.SignIn{Mode: "none", InsecureNoAuth: true}}, noResolver{}, zap.NewNop()); err != nil {
 		t.Fatalf("FromConfig with auth none and the opt-in: %v", err)
 	}
 }
@@ -58,7 +58,7 @@ func TestNewRefusesWaitsItCannotKeep(t *testing.T) {
 		"admin command wait past the write timeout": {CommandWait: 30 * time.Second},
 		"webhook budget with no room for Temporal":  {WebhookBudget: time.Second},
 	} {
-		cfg.Subscriptions, cfg.Resolver, cfg.InsecureNoWebhookAuth = budgetProbe{}, noResolver{}, true
+		cfg.Subscriptions, cfg.Resolver, cfg.InsecureNoWebhookAuth, cfg.InsecureNoSignIn = budgetProbe{}, noResolver{}, true, true
 		if _, err := server.New(cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}

@@ -165,3 +165,85 @@ func metricValue(page, series string) float64 {
 	}
 	return -1
 }
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// read returns a response's body and closes it.
+func read(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// choose picks user on the emulator's sign-in page (the page of resp) and returns where that leads.
+func choose(t *testing.T, c *http.Client, resp *http.Response, page, user string) *http.Response {
+	t.Helper()
+	if !strings.HasSuffix(resp.Request.URL.Path, "/oauth2/v2.0/authorize") || !strings.Contains(page, "Pick an account") {
+		t.Fatalf("expected the emulator's sign-in page, got %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if user == "" {
+		form.Set("cancel", "1")
+	} else {
+		form.Set("user", user)
+	}
+	next, err := c.PostForm(resp.Request.URL.String(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+// signInAs opens u with c, which the server sends to sign in first: it signs in on the emulator's Entra as
+// the demo buyer user and returns the page u then shows.
+func signInAs(t *testing.T, c *http.Client, u, user string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = choose(t, c, resp, read(t, resp), user)
+	return resp.StatusCode, read(t, resp)
+}
+
+// signedIn is a browser signed in as the demo buyer user.
+func signedIn(t *testing.T, s *stacktest.Stack, user string) *http.Client {
+	t.Helper()
+	c := buyer()
+	signInAs(t, c, s.HTTP.URL+"/landing/login?return=%2Flanding%2Fmanage", user)
+	if !hasCookie(c, s.HTTP.URL, "saasengine_session") {
+		t.Fatalf("signing in as %s left no session", user)
+	}
+	return c
+}
+
+func hasCookie(c *http.Client, u, name string) bool {
+	pu, _ := url.Parse(u)
+	for _, ck := range c.Jar.Cookies(pu) {
+		if ck.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// without is a browser with c's cookies for u but the one named name.
+func without(c *http.Client, u, name string) *http.Client {
+	pu, _ := url.Parse(u)
+	var keep []*http.Cookie
+	for _, ck := range c.Jar.Cookies(pu) {
+		if ck.Name != name {
+			keep = append(keep, ck)
+		}
+	}
+	out := buyer()
+	out.Jar.SetCookies(pu, keep)
+	return out
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"saasengine/emulator"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/workflows"
@@ -53,9 +54,9 @@ func TestLandingPage(t *testing.T) {
 	b := buyer()
 	confirmURL := s.HTTP.URL + "/landing/confirm"
 
-	p := s.Emu.Purchase(t, "team", 12)
-	code, page := get(t, b, p.LandingURL)
-	for _, want := range []string{"Set up your subscription", "contoso-analytics", "team", "<dd>12</dd>", "PendingFulfillmentStart", p.Subscription.Beneficiary.EmailID, `id="confirm"`} {
+	p := s.Emu.PurchaseAs(t, "team", 12, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
+	code, page := signInAs(t, b, p.LandingURL, emulator.BuyerPurchaser)
+	for _, want := range []string{"Signed in as <strong>Ada Lovelace (ada@fabrikam.example)", "Set up your subscription", "<dd>Team</dd>", "<dd>12</dd>", "Waiting for your confirmation", p.Subscription.Beneficiary.EmailID, `id="confirm"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("landing page lacks %q", want)
 		}
@@ -71,7 +72,7 @@ func TestLandingPage(t *testing.T) {
 	s.WaitState(t, p.SubscriptionID, "awaiting confirmation", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingConfirmation })
 
 	// Forged confirmations: each 403 with the help page, and nothing confirmed.
-	other := s.Emu.Purchase(t, "basic", 0)
+	other := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
 	_, otherPage := get(t, b, other.LandingURL)
 	with := func(k, v string) url.Values {
 		f := url.Values{}
@@ -89,7 +90,7 @@ func TestLandingPage(t *testing.T) {
 		client *http.Client
 		form   url.Values
 	}{
-		"no CSRF cookie":                  {&http.Client{Timeout: 30 * time.Second}, form},
+		"no CSRF cookie":                  {without(b, s.HTTP.URL, "saasengine_csrf"), form},
 		"no CSRF field":                   {b, with("csrf", "")},
 		"wrong CSRF field":                {b, with("csrf", "forged")},
 		"CSRF of another subscription":    {b, with("csrf", fields(otherPage).Get("csrf"))},
@@ -126,7 +127,7 @@ func TestLandingPage(t *testing.T) {
 		"/landing/status/" + p.SubscriptionID,
 		"/landing/status/" + other.SubscriptionID + "?sig=" + final.Query().Get("sig"),
 	} {
-		if code, page := get(t, b, s.HTTP.URL+link); code != http.StatusNotFound || strings.Contains(page, p.Subscription.Beneficiary.EmailID) {
+		if code, page := get(t, b, s.HTTP.URL+link); code != http.StatusNotFound || strings.Contains(page, p.Subscription.Name) || strings.Contains(page, `id="status"`) {
 			t.Errorf("%s: %d", link, code)
 		}
 	}
@@ -140,8 +141,8 @@ func TestLandingPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, page = get(t, buyer(), again.LandingURL)
-	if code != 200 || !strings.Contains(page, `id="status">Subscribed<`) || !strings.Contains(page, "<dd>20</dd>") || strings.Contains(page, `id="confirm"`) || !strings.Contains(page, "/landing/status/") {
+	code, page = signInAs(t, buyer(), again.LandingURL, emulator.BuyerPurchaser)
+	if code != 200 || !strings.Contains(page, `id="status">Ready<`) || !strings.Contains(page, "<dd>20</dd>") || strings.Contains(page, `id="confirm"`) || !strings.Contains(page, "Renews on") {
 		t.Fatalf("manage account visit: %d\n%s", code, page)
 	}
 }
@@ -149,7 +150,8 @@ func TestLandingPage(t *testing.T) {
 // Tokens that do not resolve show the help page (400, how to get a fresh link) and create nothing.
 func TestLandingWithBadTokensCreatesNothing(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{})
-	p := s.Emu.Purchase(t, "basic", 0)
+	b := signedIn(t, s, emulator.BuyerPurchaser)
+	p := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
 	for name, link := range map[string]string{
 		"no token":      s.HTTP.URL + "/landing",
 		"empty token":   s.HTTP.URL + "/landing?token=",
@@ -157,8 +159,8 @@ func TestLandingWithBadTokensCreatesNothing(t *testing.T) {
 		"cut token":     s.HTTP.URL + "/landing?token=" + url.QueryEscape(p.Token[:len(p.Token)/2]),
 		"unknown token": s.HTTP.URL + "/landing?token=bm90LWEtdG9rZW4%3D",
 	} {
-		code, page := get(t, http.DefaultClient, link)
-		if code != http.StatusBadRequest || !strings.Contains(page, "Configure account") || strings.Contains(page, `id="confirm"`) {
+		code, page := get(t, b, link)
+		if code != http.StatusBadRequest || !strings.Contains(page, "This link is not valid") || !strings.Contains(page, "Configure account") || strings.Contains(page, `id="confirm"`) {
 			t.Errorf("%s: %d", name, code)
 		}
 	}
@@ -177,14 +179,14 @@ func TestLandingWithBadTokensCreatesNothing(t *testing.T) {
 		}
 	}
 	raw := s.HTTP.URL + "/landing?token=" + strings.ReplaceAll(url.QueryEscape(plus.Token), "%2B", "+")
-	if code, _ := get(t, http.DefaultClient, raw); code != http.StatusOK {
+	if code, _ := get(t, b, raw); code != http.StatusOK {
 		t.Fatalf("token with '+' sent raw: %d", code)
 	}
 
 	// Expired: the purchase link is older than its 24 hours.
-	expiring := s.Emu.Purchase(t, "basic", 0)
+	expiring := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
 	s.Emu.Emulator.AdvanceClock(25 * time.Hour)
-	code, page := get(t, http.DefaultClient, expiring.LandingURL)
+	code, page := get(t, b, expiring.LandingURL)
 	if code != http.StatusBadRequest || !strings.Contains(page, "This link has expired") || !strings.Contains(page, "Configure account") {
 		t.Fatalf("expired token: %d\n%s", code, page)
 	}
@@ -195,8 +197,8 @@ func TestLandingWithBadTokensCreatesNothing(t *testing.T) {
 func TestConfirmWithATokenExpiredSinceLanding(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{})
 	b := buyer()
-	p := s.Emu.Purchase(t, "basic", 0)
-	code, page := get(t, b, p.LandingURL)
+	p := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
+	code, page := signInAs(t, b, p.LandingURL, emulator.BuyerPurchaser)
 	if code != 200 {
 		t.Fatalf("landing: %d", code)
 	}
@@ -217,8 +219,8 @@ func TestConfirmWithATokenExpiredSinceLanding(t *testing.T) {
 func TestStatusPageSettlesOnSuspended(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{})
 	b := buyer()
-	p := s.Emu.Purchase(t, "basic", 0)
-	_, page := get(t, b, p.LandingURL)
+	p := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
+	_, page := signInAs(t, b, p.LandingURL, emulator.BuyerPurchaser)
 	code, _, final := postForm(t, b, s.HTTP.URL+"/landing/confirm", fields(page))
 	if code != 200 || !strings.HasPrefix(final.Path, "/landing/status/") {
 		t.Fatalf("confirm led to %d %s", code, final)
@@ -235,7 +237,7 @@ func TestStatusPageSettlesOnSuspended(t *testing.T) {
 		t.Fatalf("status JSON of a suspended subscription: %s", body)
 	}
 	code, page = get(t, b, final.String())
-	if code != 200 || !strings.Contains(page, "This subscription is suspended") || strings.Contains(page, "setTimeout(poll, 1000)") || strings.Contains(page, "Reload this page to see progress") {
+	if code != 200 || !strings.Contains(page, "Suspended: check your payment method") || strings.Contains(page, "setTimeout(poll, 1000)") || strings.Contains(page, "Reload this page to see progress") {
 		t.Fatalf("status page of a suspended subscription: %d\n%s", code, page)
 	}
 }
@@ -244,13 +246,14 @@ func TestStatusPageSettlesOnSuspended(t *testing.T) {
 // TLS and says so in X-Forwarded-Proto.
 func TestCSRFCookieIsSecureBehindATLSProxy(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{})
+	b := signedIn(t, s, emulator.BuyerPurchaser)
 	for proto, secure := range map[string]bool{"https": true, "": false} {
-		p := s.Emu.Purchase(t, "team", 5)
+		p := s.Emu.PurchaseAs(t, "team", 5, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
 		req, _ := http.NewRequest(http.MethodGet, p.LandingURL, nil)
 		if proto != "" {
 			req.Header.Set("X-Forwarded-Proto", proto)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := without(b, s.HTTP.URL, "saasengine_csrf").Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

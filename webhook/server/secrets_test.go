@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"saasengine/emulator"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/workflows"
@@ -32,11 +33,20 @@ func TestTokensNeverReachTheLogs(t *testing.T) {
 		return v
 	}
 
-	// The buyer lands, confirms, and follows the status.
+	// The buyer signs in (the authorization code travels in the callback URL), lands, confirms, and
+	// follows the status.
 	b := buyer()
-	p := s.Emu.Purchase(t, "basic", 0)
+	b.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if c := req.URL.Query().Get("code"); c != "" {
+			secret(c)
+		}
+		return nil
+	}
+	p := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
 	secret(p.Token)
-	_, page := get(t, b, p.LandingURL)
+	secret(emulator.DemoSignInSecret)
+	secret(emulator.DemoBuyer(emulator.BuyerPurchaser).Email)
+	_, page := signInAs(t, b, p.LandingURL, emulator.BuyerPurchaser)
 	code, _, final := postForm(t, b, s.HTTP.URL+"/landing/confirm", fields(page))
 	if code != 200 {
 		t.Fatalf("confirm: %d", code)
@@ -60,7 +70,7 @@ func TestTokensNeverReachTheLogs(t *testing.T) {
 	}
 
 	entries := logs.All()
-	if len(logs.FilterMessage("webhook recorded").All()) == 0 || len(logs.FilterMessage("webhook refused").All()) == 0 {
+	if len(logs.FilterMessage("webhook recorded").All()) == 0 || len(logs.FilterMessage("webhook refused").All()) == 0 || len(logs.FilterMessage("buyer signed in").All()) == 0 {
 		t.Fatalf("the server's log lines are missing (%d entries): the test would prove nothing", len(entries))
 	}
 	for _, e := range entries {

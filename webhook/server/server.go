@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"time"
 
@@ -80,8 +81,14 @@ type Config struct {
 	Meter Meter
 	// Resolver resolves landing-page purchase tokens.
 	Resolver Resolver
-	// SignIn, when set, runs before the landing page: the seam for Entra ID sign-in of the buyer.
-	SignIn SignInHook
+	// Plans gives the pages the plans' display names (List available plans); nil shows plan IDs.
+	Plans PlanLister
+	// Brand makes the buyer's pages look like the vendor's product.
+	Brand Brand
+	// SignIn is the Entra ID app buyers sign in with before the landing page shows anything. Nil means no
+	// sign-in, which New refuses unless InsecureNoSignIn is set on purpose (an emulator without sign-in).
+	SignIn           *SignInConfig
+	InsecureNoSignIn bool
 	// SessionKey signs the landing page's CSRF tokens and status links. Replicas behind one load balancer
 	// must share it; empty means a random key (one replica, links die with a restart).
 	SessionKey []byte
@@ -119,6 +126,13 @@ type Server struct {
 	log     *zap.Logger
 	metrics *metrics
 	router  *mux.Router
+	// signIn is nil when sign-in is off.
+	signIn *signIn
+	// csp is the Content-Security-Policy of the buyer's pages.
+	csp string
+	// theme is the pages' colours derived from the brand's accent.
+	theme template.CSS
+	plans *plans
 }
 
 // New checks the configuration and builds the routes.
@@ -128,6 +142,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Validator == nil && !cfg.InsecureNoWebhookAuth {
 		return nil, errors.New("server: webhook authentication is required; set InsecureNoWebhookAuth only for an emulator that cannot sign")
+	}
+	if cfg.SignIn == nil && !cfg.InsecureNoSignIn {
+		return nil, errors.New("server: buyers' sign-in is required (Microsoft's certification asks for Entra ID single sign-on on the landing page); set InsecureNoSignIn only with an emulator")
 	}
 	if cfg.WebhookPath == "" {
 		cfg.WebhookPath = "/webhook"
@@ -161,6 +178,24 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: session key: %w", err)
 		}
 	}
+	if cfg.SignIn != nil {
+		si, err := newSignIn(*cfg.SignIn, s.csrfKey)
+		if err != nil {
+			return nil, err
+		}
+		switch si.callbackPath() {
+		case "/landing", "/landing/confirm", "/landing/manage", "/landing/login", "/landing/signout", cfg.WebhookPath:
+			return nil, fmt.Errorf("server: the sign-in redirect URL's path %s is taken by another page; use /landing/signin", si.callbackPath())
+		}
+		s.signIn = si
+	} else {
+		s.log.Warn("BUYER SIGN-IN IS OFF: anyone holding a purchase link sees the purchase and can confirm it, without signing in. Use this only with an emulator.")
+	}
+	if err := checkBrand(cfg.Brand); err != nil {
+		return nil, err
+	}
+	s.csp, s.theme = pageCSP(s.signIn, cfg.Brand), themeCSS(cfg.Brand.AccentColor)
+	s.plans = &plans{lister: cfg.Plans, log: s.log, byKey: map[string]cachedPlan{}}
 	if clampedWait {
 		s.log.Warn("webhook decision wait shortened so that the fallback signal fits the webhook budget",
 			zap.Duration("decisionWait", cfg.DecisionWait), zap.Duration("webhookBudget", cfg.WebhookBudget))
@@ -179,9 +214,15 @@ func (s *Server) routes() {
 	r := s.router
 	r.Use(s.instrument)
 	r.HandleFunc(s.cfg.WebhookPath, s.webhook).Methods(http.MethodPost)
-	r.HandleFunc("/landing", s.withSignIn(s.landing)).Methods(http.MethodGet)
-	r.HandleFunc("/landing/confirm", s.withSignIn(s.confirm)).Methods(http.MethodPost)
-	r.HandleFunc("/landing/status/{id}", s.status).Methods(http.MethodGet)
+	r.HandleFunc("/landing", s.withBuyer(s.landing)).Methods(http.MethodGet)
+	r.HandleFunc("/landing/confirm", s.withBuyer(s.confirm)).Methods(http.MethodPost)
+	r.HandleFunc("/landing/status/{id}", s.withBuyer(s.status)).Methods(http.MethodGet)
+	r.HandleFunc("/landing/manage", s.withBuyer(s.manage)).Methods(http.MethodGet)
+	r.HandleFunc("/landing/login", s.login).Methods(http.MethodGet)
+	r.HandleFunc("/landing/signout", s.signOut).Methods(http.MethodPost)
+	if s.signIn != nil {
+		r.HandleFunc(s.signIn.callbackPath(), s.signInCallback).Methods(http.MethodGet)
+	}
 	if s.cfg.AdminToken != "" {
 		a := r.PathPrefix("/admin").Subrouter()
 		a.HandleFunc("/subscriptions", s.adminAuth(s.adminList)).Methods(http.MethodGet)

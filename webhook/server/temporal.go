@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"saasengine/marketplace"
 	"saasengine/subscriptions"
 	"saasengine/workflows"
@@ -61,6 +63,38 @@ func (t Temporal) View(ctx context.Context, subscriptionID string) (View, error)
 		return View{}, mapError(err)
 	}
 	return viewOfState(*st, View{}), nil
+}
+
+// OfTenant reads the subscriptions bought for a tenant: the newest manageLimit its search attributes name,
+// each one's state queried (a few at a time).
+func (t Temporal) OfTenant(ctx context.Context, tenantID string) (TenantSubscriptions, error) {
+	sums, _, err := t.Client.List(ctx, subscriptions.Filter{BeneficiaryTenant: tenantID, PageSize: manageLimit})
+	if err != nil {
+		return TenantSubscriptions{}, mapError(err)
+	}
+	views := make([]*View, len(sums))
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i, sum := range sums {
+		g.Go(func() error {
+			st, err := t.Client.State(ctx, sum.SubscriptionID)
+			if err == nil {
+				v := viewOfState(*st, View{})
+				views[i] = &v
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	out := TenantSubscriptions{}
+	for _, v := range views {
+		if v == nil {
+			out.Unreadable++
+			continue
+		}
+		out.Views = append(out.Views, *v)
+	}
+	return out, nil
 }
 
 // List lists subscriptions by their search attributes.
@@ -181,6 +215,7 @@ func viewOfSubscription(r marketplace.ResolvedSubscription) View {
 		SubscriptionID: r.ID, Name: name, OfferID: s.OfferID, PlanID: s.PlanID, Quantity: int64(s.Quantity),
 		Status: string(s.Status), Stage: "Recorded", Purchaser: s.Purchaser, Beneficiary: s.Beneficiary,
 		TermUnit: s.Term.TermUnit, TermStart: s.Term.StartDate.Time, TermEnd: s.Term.EndDate.Time,
+		AutoRenew: s.AutoRenew, FreeTrial: s.IsFreeTrial,
 		AwaitingConfirmation: s.Status == marketplace.StatusPendingFulfillmentStart,
 	}
 }
@@ -206,10 +241,10 @@ func viewOfState(st workflows.State, base View) View {
 	if st.Term.TermUnit != "" {
 		v.TermUnit, v.TermStart, v.TermEnd = st.Term.TermUnit, st.Term.StartDate.Time, st.Term.EndDate.Time
 	}
+	if st.OfferID != "" {
+		v.AutoRenew, v.FreeTrial = st.AutoRenew, st.IsFreeTrial
+	}
 	v.AwaitingConfirmation = st.Phase == workflows.PhaseAwaitingConfirmation
 	v.Failed = st.Phase == workflows.PhaseActivationFailed
-	if v.Failed {
-		v.Problem = st.LastError
-	}
 	return v
 }

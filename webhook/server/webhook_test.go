@@ -628,7 +628,7 @@ func (p budgetProbe) DeliverWebhook(ctx context.Context, ev marketplace.WebhookE
 // (the SDK's own default would be 10 s more).
 func TestWebhookTemporalCallsShareOneBudget(t *testing.T) {
 	probe := budgetProbe{deadline: make(chan time.Time, 1), wait: make(chan time.Duration, 1)}
-	srv, err := server.New(server.Config{Subscriptions: probe, Resolver: noResolver{}, InsecureNoWebhookAuth: true, WebhookBudget: 3 * time.Second, DecisionWait: 5 * time.Second})
+	srv, err := server.New(server.Config{Subscriptions: probe, Resolver: noResolver{}, InsecureNoWebhookAuth: true, InsecureNoSignIn: true, WebhookBudget: 3 * time.Second, DecisionWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

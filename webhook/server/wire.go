@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -39,6 +41,42 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 			return err
 		},
 		Logger: logger,
+	}
+	cfg.Brand = Brand{
+		ProductName: wc.Brand.ProductName, LogoURL: wc.Brand.LogoURL, AccentColor: wc.Brand.AccentColor,
+		SupportURL: wc.Brand.SupportURL, PrivacyURL: wc.Brand.PrivacyURL, TermsURL: wc.Brand.TermsURL,
+		AppURL: wc.Brand.AppURL, Offers: map[string]OfferBrand{},
+	}
+	for id, name := range wc.Brand.OfferNames {
+		o := cfg.Brand.Offers[id]
+		o.Name = name
+		cfg.Brand.Offers[id] = o
+	}
+	for id, u := range wc.Brand.OfferAppURLs {
+		o := cfg.Brand.Offers[id]
+		o.AppURL = u
+		cfg.Brand.Offers[id] = o
+	}
+	if pl, ok := resolver.(PlanLister); ok {
+		cfg.Plans = pl
+	}
+	switch wc.SignIn.Mode {
+	case "entra":
+		si := &SignInConfig{Authority: wc.SignIn.Authority, Tenant: wc.SignIn.Tenant, ClientID: wc.SignIn.ClientID, ClientSecret: wc.SignIn.ClientSecret, RedirectURL: wc.SignIn.RedirectURL}
+		if wc.SignIn.CertFile != "" {
+			pem, err := os.ReadFile(wc.SignIn.CertFile)
+			if err != nil {
+				return nil, fmt.Errorf("SIGNIN_CERT_FILE: %w", err)
+			}
+			if si.ClientAssertion, err = CertificateAssertion(wc.SignIn.ClientID, pem); err != nil {
+				return nil, err
+			}
+		}
+		cfg.SignIn = si
+	case "none":
+		cfg.InsecureNoSignIn = wc.SignIn.InsecureNoAuth
+	default:
+		return nil, fmt.Errorf("server: sign-in mode %q: want entra or none", wc.SignIn.Mode)
 	}
 	if wc.Auth == "entra" {
 		v, err := entra.NewValidator(entra.Config{Authority: wc.EntraAuthority, TenantID: wc.TenantID, Audience: wc.AppID})
