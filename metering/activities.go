@@ -114,7 +114,9 @@ func (a *Activities) PostUsage(ctx context.Context, in PostInput) ([]ItemResult,
 	return out, nil
 }
 
-func eventKey(ev marketplace.UsageEvent) string { return hourKey(ev.Dimension, ev.EffectiveStartTime.Time) }
+func eventKey(ev marketplace.UsageEvent) string {
+	return hourKey(ev.Dimension, ev.EffectiveStartTime.Time)
+}
 
 // hourKey names a dimension's clock hour, the unit Microsoft keeps one event for.
 func hourKey(dimension string, t time.Time) string {

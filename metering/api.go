@@ -56,6 +56,12 @@ type Usage struct {
 	PlanID string `json:"planId,omitempty"`
 }
 
+// MaxQuantity is the most units one report, and one dimension's hour (the sum of its reports), may hold.
+// Microsoft takes a quantity as a JSON double with no stated maximum. Past 2^53 a double no longer counts
+// whole units (x+1 == x), and a sum that kept growing would reach +Inf, which no JSON can carry, to
+// Microsoft or through Temporal: a meter holding it could not post, show or carry its state.
+const MaxQuantity = 1 << 53
+
 // dimensionPattern is what Partner Center allows as a dimension ID.
 var dimensionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,49}$`)
 
@@ -77,13 +83,16 @@ func (e *InvalidUsageError) Error() string {
 var ErrInvalidSubscription = errors.New("metering: the subscription ID is not a GUID")
 
 // Check says why Microsoft would refuse the report at now, or nil: a dimension ID that cannot exist,
-// a quantity that is not a positive number, a time in the future or outside Microsoft's 24-hour window.
+// a quantity that is not a positive number up to MaxQuantity, a time in the future or outside Microsoft's
+// 24-hour window.
 func (u Usage) Check(now time.Time) error {
 	switch {
 	case !dimensionPattern.MatchString(u.Dimension):
 		return fmt.Errorf("dimension %q is not a dimension ID (letters, digits, '_', '-', '.'; at most 50)", u.Dimension)
 	case math.IsNaN(u.Quantity) || math.IsInf(u.Quantity, 0) || u.Quantity <= 0:
 		return fmt.Errorf("quantity %v must be a number greater than 0", u.Quantity)
+	case u.Quantity > MaxQuantity:
+		return fmt.Errorf("quantity %v is above %d, the most one hour of a dimension can hold", u.Quantity, int64(MaxQuantity))
 	case u.Time.IsZero():
 		return errors.New("time is required")
 	case u.Time.After(now.Add(clockSkew)):

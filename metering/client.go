@@ -45,6 +45,10 @@ func (c Client) Report(ctx context.Context, subscriptionID string, reports ...Us
 	}
 	t := now().UTC()
 	out := make([]Usage, len(reports))
+	// The call's own sum per dimension and hour: reports that together overflow an hour are refused here.
+	// (What the meter holds already is checked by the meter, which records such a report as rejected.)
+	sums := map[bucketKey]float64{}
+	ids := map[string]bool{}
 	for i, u := range reports {
 		if u.Time.IsZero() {
 			u.Time = t
@@ -54,6 +58,18 @@ func (c Client) Report(ctx context.Context, subscriptionID string, reports ...Us
 			return &InvalidUsageError{Index: i, Reason: err.Error()}
 		}
 		out[i] = u
+		if u.ID != "" {
+			if ids[u.ID] {
+				continue // the meter counts it once
+			}
+			ids[u.ID] = true
+		}
+		k := bucketKey{u.Dimension, hourOf(u.Time).Unix()}
+		if sums[k]+u.Quantity > MaxQuantity {
+			return &InvalidUsageError{Index: i, Reason: fmt.Sprintf("with the reports before it, dimension %s's hour %s would hold more than %d, the most one hour can hold",
+				u.Dimension, hourOf(u.Time).Format(time.RFC3339), int64(MaxQuantity))}
+		}
+		sums[k] += u.Quantity
 	}
 	if c.Dimensions != nil {
 		if err := c.Dimensions.check(ctx, subscriptionID, out); err != nil {

@@ -1,6 +1,7 @@
 package metering
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"time"
@@ -19,6 +20,13 @@ import (
 // open buckets; the next report starts it again.
 func Workflow(ctx workflow.Context, in Input) (State, error) {
 	m := newMeter(ctx, in)
+	// An hour holds at most MaxQuantity. Runs that began before that cap keep summing as they did, up to
+	// the largest finite quantity: a sum past it (+Inf) never completed a workflow task, so refusing it
+	// replays, and heals a meter it had wedged.
+	m.limit = math.MaxFloat64
+	if workflow.GetVersion(ctx, "quantity-cap", workflow.DefaultVersion, 1) >= 1 {
+		m.limit = MaxQuantity
+	}
 	return m.run(ctx)
 }
 
@@ -39,6 +47,8 @@ type meter struct {
 	totals         Totals
 	idleSince      *time.Time
 	signals        int
+	// limit is the most units a bucket may hold.
+	limit float64
 	// ctx is the workflow's root context, for its logger and metrics handler.
 	ctx workflow.Context
 }
@@ -178,7 +188,7 @@ func (m *meter) add(now time.Time, reports []Usage) {
 			}
 			m.remember(u.ID)
 		}
-		if reason := malformed(u); reason != "" {
+		if reason := malformed(u, m.limit); reason != "" {
 			// Only a caller that skipped Client.Report's checks gets here; the report cannot be billed.
 			m.record(Outcome{Dimension: u.Dimension, Hour: hourOf(u.Time), Quantity: u.Quantity, PlanID: u.PlanID,
 				Outcome: OutcomeRejected, Reason: "malformed report: " + reason, Settled: now})
@@ -186,6 +196,13 @@ func (m *meter) add(now time.Time, reports []Usage) {
 		}
 		k := bucketKey{u.Dimension, hourOf(u.Time).Unix()}
 		b := m.open[k]
+		if b != nil && b.Quantity+u.Quantity > m.limit {
+			// The door checks each call alone; only the meter knows what the hour holds already. The hour
+			// keeps what it had and is posted as usual.
+			m.record(Outcome{Dimension: u.Dimension, Hour: hourOf(u.Time), Quantity: u.Quantity, PlanID: u.PlanID,
+				Outcome: OutcomeRejected, Reason: fmt.Sprintf("the hour holds %v already; with this report it would hold more than %v, the most one hour can hold", b.Quantity, m.limit), Settled: now})
+			continue
+		}
 		if b == nil {
 			b = &Bucket{Dimension: u.Dimension, Hour: hourOf(u.Time)}
 			m.open[k] = b
@@ -200,12 +217,14 @@ func (m *meter) add(now time.Time, reports []Usage) {
 	}
 }
 
-func malformed(u Usage) string {
+func malformed(u Usage, limit float64) string {
 	switch {
 	case u.Dimension == "":
 		return "no dimension"
 	case math.IsNaN(u.Quantity) || math.IsInf(u.Quantity, 0) || u.Quantity <= 0:
 		return "quantity must be greater than 0"
+	case u.Quantity > limit:
+		return fmt.Sprintf("quantity %v is more than %v, the most one hour can hold", u.Quantity, limit)
 	case u.Time.IsZero():
 		return "no time"
 	}

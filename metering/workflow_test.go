@@ -441,3 +441,56 @@ func TestAnIdleMeterEndsAfter25Hours(t *testing.T) {
 		t.Errorf("ended after %s idle", idle)
 	}
 }
+
+// No report can wedge a meter: a quantity no hour can hold, sent past the client's checks, and a report
+// that would take an hour's sum past MaxQuantity are recorded as rejected; the hour keeps what it had and
+// the meter goes on posting, showing and ending as usual. (Two reports of 1e308 once summed to +Inf, which
+// no JSON can carry: the workflow panicked on every task.)
+func TestReportsThatWouldOverflowAnHourAreRefusedNotWedged(t *testing.T) {
+	big := 0.75 * metering.MaxQuantity
+	for name, c := range map[string]struct {
+		version       workflow.Version
+		posted        map[string]float64
+		rejected, acc int
+	}{
+		// MaxQuantity caps an hour.
+		"capped": {workflow.Version(1), map[string]float64{key("api_calls", at(9, 0)): 2, key("storage_gb", at(9, 0)): big}, 3, 2},
+		// A run from before the cap sums up to the largest finite quantity: only +Inf is refused.
+		"before the cap": {workflow.DefaultVersion, map[string]float64{key("api_calls", at(9, 0)): 1e308 + 2, key("storage_gb", at(9, 0)): 2 * big}, 1, 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFake()
+			env := newEnv(t, f, nil)
+			env.OnGetVersion("quantity-cap", workflow.DefaultVersion, 1).Return(c.version)
+			report(env, time.Minute, usage("api_calls", 1e308, at(9, 10)))
+			report(env, 2*time.Minute, usage("api_calls", 1e308, at(9, 11)))
+			report(env, 3*time.Minute, usage("api_calls", 2, at(9, 12)))
+			report(env, 4*time.Minute, usage("storage_gb", big, at(9, 13)))
+			report(env, 5*time.Minute, usage("storage_gb", big, at(9, 14)))
+			env.RegisterDelayedCallback(func() {
+				if st := query(t, env); len(st.Open) != 2 || st.Totals.Rejected != c.rejected {
+					t.Errorf("state before posting: %+v", st)
+				}
+			}, 6*time.Minute)
+			env.ExecuteWorkflow(metering.WorkflowType, metering.Input{SubscriptionID: subID})
+			st := result(t, env)
+			posted := f.posted()
+			if len(posted) != len(c.posted) {
+				t.Fatalf("posted %+v, want %v", posted, c.posted)
+			}
+			for _, ev := range posted {
+				if q := c.posted[key(ev.Dimension, ev.EffectiveStartTime.Time)]; q != ev.Quantity {
+					t.Errorf("posted %s %v, want %v", ev.Dimension, ev.Quantity, q)
+				}
+			}
+			if st.Totals.Rejected != c.rejected || st.Totals.Accepted != c.acc {
+				t.Errorf("totals %+v", st.Totals)
+			}
+			for _, o := range st.Recent {
+				if o.Outcome == metering.OutcomeRejected && o.Reason == "" {
+					t.Errorf("a refusal without its reason: %+v", o)
+				}
+			}
+		})
+	}
+}

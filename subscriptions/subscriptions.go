@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -72,15 +73,122 @@ func isEnded(err error) bool {
 	return errors.As(err, &started)
 }
 
-// DeliverWebhook hands an authenticated notification to its subscription's workflow (Signal-With-Start)
-// and returns once Temporal has recorded it. A notification for an ended subscription is dropped: the
-// workflow has finished its story and Microsoft must stop redelivering.
+// ErrInvalidSubscription is a subscription ID that is not a GUID, as every ID Microsoft gives out is: it
+// names no subscription, and it must not name a workflow.
+var ErrInvalidSubscription = errors.New("subscriptions: the subscription ID is not a GUID")
+
+// ErrUnknownToMicrosoft means the notification's subscription had a workflow that failed lately because
+// Microsoft does not know the subscription: the notification starts nothing, and its sender is answered
+// as for a delivered one so that it stops delivering it. The landing page and reconciliation, which see
+// the subscription at Microsoft first, still start its workflow.
+var ErrUnknownToMicrosoft = errors.New("subscriptions: Microsoft does not know this subscription")
+
+// ErrInvalidEvent is a notification Temporal refuses as it stands (an operation ID too long to be an ID,
+// for instance): delivering it again cannot help.
+var ErrInvalidEvent = errors.New("subscriptions: Temporal refuses the notification as it stands")
+
+// ValidID reports whether id is a subscription ID as Microsoft writes them: a GUID in its 36-character form.
+func ValidID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(id)
+	return err == nil
+}
+
+// unknownQuiet is how long after a workflow failed for a subscription Microsoft does not know that
+// notifications for it start nothing: the eight hours Microsoft keeps redelivering one. A subscription
+// Microsoft does not know thus costs one workflow per redelivery series, not one per delivery.
+const unknownQuiet = 8 * time.Hour
+
+// lastRun is what the latest workflow of a subscription says about starting another.
+type lastRun int
+
+const (
+	// runNone: there is none, or one that may be started afresh (failed otherwise, terminated...).
+	runNone lastRun = iota
+	// runEnded: it completed; the subscription is over.
+	runEnded
+	// runUnknown: it failed lately because Microsoft does not know the subscription.
+	runUnknown
+)
+
+// latestRun describes the subscription's latest workflow, for a notification that found none running.
+func (c *Client) latestRun(ctx context.Context, subscriptionID string) (lastRun, error) {
+	id := workflows.WorkflowID(subscriptionID)
+	d, err := c.temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return runNone, nil
+		}
+		return runNone, fmt.Errorf("describing subscription %s: %w", subscriptionID, err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return runEnded, nil
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+	default:
+		return runNone, nil
+	}
+	if closed := info.GetCloseTime(); closed == nil || time.Since(closed.AsTime()) > unknownQuiet {
+		return runNone, nil
+	}
+	it := c.temporal.GetWorkflowHistory(ctx, id, info.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	if !it.HasNext() {
+		return runNone, nil
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return runNone, fmt.Errorf("reading how subscription %s's workflow ended: %w", subscriptionID, err)
+	}
+	if ev.GetWorkflowExecutionFailedEventAttributes().GetFailure().GetApplicationFailureInfo().GetType() == workflows.ErrSubscriptionNotFound {
+		return runUnknown, nil
+	}
+	return runNone, nil
+}
+
+// invalid sorts out the errors of a notification Temporal refuses as it stands.
+func invalid(err error) error {
+	var ia *serviceerror.InvalidArgument
+	if errors.As(err, &ia) {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	return err
+}
+
+// DeliverWebhook hands an authenticated notification to its subscription's workflow and returns once
+// Temporal has recorded it: a running workflow is signalled; otherwise the workflow is started with it
+// (Signal-With-Start), unless the subscription has ended (the notification is dropped: Microsoft must stop
+// redelivering) or Microsoft did not know it lately (ErrUnknownToMicrosoft).
 func (c *Client) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent) error {
+	if !ValidID(ev.SubscriptionID) {
+		return ErrInvalidSubscription
+	}
+	id := workflows.WorkflowID(ev.SubscriptionID)
+	// The common case, a running workflow, costs one call.
+	err := c.temporal.SignalWorkflow(ctx, id, "", workflows.SignalWebhook, ev)
+	var nf *serviceerror.NotFound
+	if err == nil || !errors.As(err, &nf) {
+		if err != nil {
+			return invalid(fmt.Errorf("signalling subscription %s: %w", ev.SubscriptionID, err))
+		}
+		return nil
+	}
+	switch last, err := c.latestRun(ctx, ev.SubscriptionID); {
+	case err != nil:
+		return err
+	case last == runEnded:
+		return nil
+	case last == runUnknown:
+		return ErrUnknownToMicrosoft
+	}
 	in := workflows.Input{SubscriptionID: ev.SubscriptionID, Source: workflows.SourceWebhook, Options: c.options}
-	_, err := c.temporal.SignalWithStartWorkflow(ctx, workflows.WorkflowID(ev.SubscriptionID), workflows.SignalWebhook, ev,
+	_, err = c.temporal.SignalWithStartWorkflow(ctx, id, workflows.SignalWebhook, ev,
 		c.startOptions(ev.SubscriptionID), workflows.WorkflowType, in)
 	if err != nil && !isEnded(err) {
-		return fmt.Errorf("signalling subscription %s: %w", ev.SubscriptionID, err)
+		return invalid(fmt.Errorf("signalling subscription %s: %w", ev.SubscriptionID, err))
 	}
 	return nil
 }
@@ -90,8 +198,20 @@ type Decision = workflows.ChangeDecision
 
 // DecideChange hands a ChangePlan/ChangeQuantity notification to the workflow as an update and waits at
 // most wait for the decision. The event is durable before this returns: if the workflow cannot accept the
-// update in time (no worker running), it is signalled instead and decided later.
+// update in time (no worker running), it is signalled instead and decided later. A workflow that is not
+// running is started with it, as DeliverWebhook would (and ErrUnknownToMicrosoft likewise).
 func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (Decision, error) {
+	if !ValidID(ev.SubscriptionID) {
+		return Decision{}, ErrInvalidSubscription
+	}
+	switch last, err := c.latestRun(ctx, ev.SubscriptionID); {
+	case err != nil:
+		return Decision{}, err
+	case last == runEnded:
+		return Decision{}, nil
+	case last == runUnknown:
+		return Decision{}, ErrUnknownToMicrosoft
+	}
 	in := workflows.Input{SubscriptionID: ev.SubscriptionID, Source: workflows.SourceWebhook, Options: c.options}
 	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(ev.SubscriptionID), workflows.WorkflowType, in)
 	wctx, cancel := context.WithTimeout(ctx, wait)
@@ -127,7 +247,7 @@ func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, 
 		// The workflow refused to decide (for instance, the event did not verify with Get operation).
 		return Decision{}, nil
 	}
-	return Decision{}, fmt.Errorf("deciding %s of subscription %s: %w", ev.Action, ev.SubscriptionID, err)
+	return Decision{}, invalid(fmt.Errorf("deciding %s of subscription %s: %w", ev.Action, ev.SubscriptionID, err))
 }
 
 // Land makes a resolved subscription known: it starts its workflow if there is none (waiting for the

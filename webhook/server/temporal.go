@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -22,13 +23,24 @@ var _ Subscriptions = Temporal{}
 
 // DeliverWebhook signals (or starts) the subscription's workflow.
 func (t Temporal) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent) error {
-	return t.Client.DeliverWebhook(ctx, ev)
+	return webhookError(t.Client.DeliverWebhook(ctx, ev))
 }
 
 // DecideChange asks the workflow to decide within wait.
 func (t Temporal) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (Decision, error) {
 	d, err := t.Client.DecideChange(ctx, ev, wait)
-	return Decision{Decided: d.Decided, Accepted: d.Accepted, Reason: d.Reason}, err
+	return Decision{Decided: d.Decided, Accepted: d.Accepted, Reason: d.Reason}, webhookError(err)
+}
+
+// webhookError sorts what the webhook answers 200 or 400 from what makes Microsoft deliver again (503).
+func webhookError(err error) error {
+	switch {
+	case errors.Is(err, subscriptions.ErrUnknownToMicrosoft):
+		return ErrUnknownSubscription
+	case errors.Is(err, subscriptions.ErrInvalidSubscription), errors.Is(err, subscriptions.ErrInvalidEvent):
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	return err
 }
 
 // Land starts the workflow of a resolved subscription if needed and shows it.

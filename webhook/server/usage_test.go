@@ -33,10 +33,22 @@ func TestAdminUsageIsCheckedBeforeTemporal(t *testing.T) {
 		"not a time":        {`{"dimension":"api_calls","quantity":1,"time":"yesterday"}`, "MalformedRequest"},
 		"not JSON":          {`dimension=api_calls`, "MalformedRequest"},
 		"empty array":       {`[]`, "InvalidUsage"},
+		// An hour holds at most metering.MaxQuantity (2^53): past it a double stops counting units, and
+		// two reports of 1e308 once summed to +Inf and wedged the meter.
+		"above what an hour holds": {fmt.Sprintf(`{"dimension":"api_calls","quantity":1e308,"time":%q}`, ago(time.Hour)), "InvalidUsage"},
+		"a call that overflows an hour": {fmt.Sprintf(`[{"dimension":"api_calls","quantity":5e15,"time":%q},{"dimension":"api_calls","quantity":5e15,"time":%q}]`,
+			ago(time.Hour), ago(time.Hour)), "InvalidUsage"},
 	} {
 		var e apiError
 		if code, body := admin(t, s, "POST", path, stacktest.AdminToken, c.body, &e); code != http.StatusBadRequest || e.Error.Code != c.code || e.Error.Message == "" {
 			t.Errorf("%s: %d %s, want 400 %s", name, code, body, c.code)
+		}
+	}
+	// The pair that wedged a meter, sent one after the other: each is refused.
+	for range 2 {
+		var e apiError
+		if code, body := admin(t, s, "POST", path, stacktest.AdminToken, fmt.Sprintf(`{"dimension":"api_calls","quantity":1e308,"time":%q}`, ago(time.Hour)), &e); code != http.StatusBadRequest || e.Error.Code != "InvalidUsage" {
+			t.Errorf("1e308: %d %s, want 400 InvalidUsage", code, body)
 		}
 	}
 	var e apiError

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -13,10 +14,23 @@ import (
 
 	"saasengine/entra"
 	"saasengine/marketplace"
+	"saasengine/subscriptions"
 )
 
 // maxWebhookBody bounds a webhook body; Microsoft's payloads are about 2 KiB.
 const maxWebhookBody = 64 << 10
+
+// maxOperationID bounds the operation ID, which names the workflow's update: Microsoft's are GUIDs, or
+// were once "org:<guid>,<guid>".
+const maxOperationID = 200
+
+// ErrUnknownSubscription is a notification for a subscription Microsoft did not know lately: it changes
+// nothing and is answered 200, so that Microsoft stops delivering it.
+var ErrUnknownSubscription = errors.New("server: Microsoft does not know this subscription")
+
+// ErrInvalidEvent is a notification that cannot be recorded as it stands; delivering it again cannot help,
+// so it is answered 400, never 503.
+var ErrInvalidEvent = errors.New("server: the notification cannot be recorded as it stands")
 
 // TokenValidator checks the bearer token of a webhook call (entra.Validator in production).
 type TokenValidator interface {
@@ -79,11 +93,26 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	action = actionLabel(ev.Action)
 	log := s.log.With(zap.String("action", string(ev.Action)), zap.String("subscriptionId", ev.SubscriptionID), zap.String("operationId", ev.ID))
 
+	// failed answers a failed hand-over: only Temporal out of reach is worth delivering again.
+	failed := func(err error) {
+		switch {
+		case errors.Is(err, ErrUnknownSubscription):
+			outcome("accepted")
+			log.Info("webhook for a subscription Microsoft does not know; nothing started")
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": "Microsoft does not know this subscription"})
+		case errors.Is(err, ErrInvalidEvent):
+			outcome("malformed")
+			s.fail(w, r, http.StatusBadRequest, "MalformedPayload", "the payload cannot be recorded as it stands", nil)
+		default:
+			outcome("unavailable")
+			s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the event could not be recorded; deliver again", err)
+		}
+	}
+
 	if isDecidable(ev) {
 		d, err := s.cfg.Subscriptions.DecideChange(ctx, ev, s.cfg.DecisionWait)
 		if err != nil {
-			outcome("unavailable")
-			s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the event could not be recorded; deliver again", err)
+			failed(err)
 			return
 		}
 		if d.Decided && !d.Accepted {
@@ -101,8 +130,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if err := s.cfg.Subscriptions.DeliverWebhook(ctx, ev); err != nil {
-		outcome("unavailable")
-		s.fail(w, r, http.StatusServiceUnavailable, "Unavailable", "the event could not be recorded; deliver again", err)
+		failed(err)
 		return
 	}
 	outcome("accepted")
@@ -119,7 +147,7 @@ func isDecidable(ev marketplace.WebhookEvent) bool {
 	return ev.Status == "" || ev.Status == marketplace.OperationInProgress || ev.Status == marketplace.OperationNotStarted
 }
 
-// missingFields names what a payload lacks to be routed to a subscription.
+// missingFields names what a payload lacks to be routed to a subscription, or what in it cannot be.
 func missingFields(ev marketplace.WebhookEvent) string {
 	var missing []string
 	if strings.TrimSpace(ev.ID) == "" {
@@ -131,8 +159,14 @@ func missingFields(ev marketplace.WebhookEvent) string {
 	if ev.Action == "" {
 		missing = append(missing, "action")
 	}
-	if len(missing) == 0 {
-		return ""
+	if len(missing) > 0 {
+		return "the payload lacks " + strings.Join(missing, ", ")
 	}
-	return "the payload lacks " + strings.Join(missing, ", ")
+	switch {
+	case !subscriptions.ValidID(ev.SubscriptionID):
+		return "subscriptionId is not a GUID"
+	case len(ev.ID) > maxOperationID:
+		return fmt.Sprintf("id is longer than %d characters", maxOperationID)
+	}
+	return ""
 }

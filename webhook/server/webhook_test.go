@@ -282,6 +282,13 @@ func TestMalformedWebhooks(t *testing.T) {
 		{"form", "application/x-www-form-urlencoded", []byte("id=x&subscriptionId=" + sub + "&action=Suspend"), 415, "UnsupportedMediaType"},
 		{"no content type", "", event(sub, "x", marketplace.ActionSuspend), 415, "UnsupportedMediaType"},
 		{"over 64 KiB", "application/json", oversized, 413, "PayloadTooLarge"},
+		// A subscription ID names a workflow: only a GUID may.
+		{"subscription not a GUID", "application/json", event("../../saas-reconciliation", "x", marketplace.ActionSuspend), 400, "MalformedPayload"},
+		{"subscription a GUID in braces", "application/json", event("{"+sub+"}", "x", marketplace.ActionSuspend), 400, "MalformedPayload"},
+		// Once a 503 (Temporal refused the workflow ID), which made Microsoft deliver it for eight hours.
+		{"2,000-character subscription", "application/json", event(strings.Repeat("a", 2000), "x", marketplace.ActionSuspend), 400, "MalformedPayload"},
+		{"2,000-character operation", "application/json", event(sub, strings.Repeat("a", 2000), marketplace.ActionSuspend), 400, "MalformedPayload"},
+		{"2,000-character operation of a change", "application/json", changeEvent(sub, strings.Repeat("a", 2000), 3), 400, "MalformedPayload"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := post(t, u, tok, c.contentType, c.body); got.status != c.status || got.code != c.code {
@@ -290,6 +297,7 @@ func TestMalformedWebhooks(t *testing.T) {
 		})
 	}
 	noWorkflow(t, s, sub)
+	noWorkflow(t, s, "../../saas-reconciliation")
 	// Lenient decoding: quantity as an empty string, padded enums, unknown fields, a timestamp without zone.
 	quirky := []byte(`{"id":"` + uuid.NewString() + `","subscriptionId":"` + uuid.NewString() + `","action":" Renew ","status":"Succeeded","quantity":"","timeStamp":"2023-01-01T10:00:00.1234567","somethingNew":true}`)
 	if got := post(t, u, tok, "application/json; charset=utf-8", quirky); got.status != http.StatusOK {
@@ -663,4 +671,51 @@ type noResolver struct{}
 
 func (noResolver) Resolve(ctx context.Context, token string) (*marketplace.ResolvedSubscription, error) {
 	return nil, errors.New("no resolver in this test")
+}
+
+// A webhook for a subscription Microsoft does not know starts one workflow, which fails with
+// SubscriptionNotFound; redeliveries (plain or a change awaiting its decision) are answered 200, so that
+// Microsoft stops, and start nothing more.
+func TestUnknownSubscriptionCostsOneWorkflow(t *testing.T) {
+	s, a := stackWithAuthority(t, stacktest.Options{})
+	u := s.HTTP.URL + "/webhook"
+	tok := signRS256(t, genuineClaims(s), a.key, a.kid)
+	sub, op := uuid.NewString(), uuid.NewString()
+	if got := post(t, u, tok, "application/json", event(sub, op, marketplace.ActionSuspend)); got.status != http.StatusOK {
+		t.Fatalf("first delivery: %+v", got)
+	}
+	var firstRun string
+	eventually(t, time.Minute, "the workflow fails with SubscriptionNotFound", func() (bool, string) {
+		d, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(sub), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		firstRun = d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		return d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, d.GetWorkflowExecutionInfo().GetStatus().String()
+	})
+	for i, body := range [][]byte{
+		event(sub, op, marketplace.ActionSuspend),
+		event(sub, op, marketplace.ActionSuspend),
+		event(sub, uuid.NewString(), marketplace.ActionUnsubscribe),
+		changeEvent(sub, uuid.NewString(), 3),
+	} {
+		if got := post(t, u, tok, "application/json", body); got.status != http.StatusOK {
+			t.Fatalf("redelivery %d: %+v, want 200", i, got)
+		}
+		d, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(sub), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId(); run != firstRun {
+			t.Fatalf("redelivery %d started another workflow (run %s after %s)", i, run, firstRun)
+		}
+	}
+	// Microsoft knows the subscription after all (the landing page, reconciliation): its workflow starts.
+	if _, err := s.Subs.Land(context.Background(), marketplace.Subscription{ID: sub, Status: marketplace.StatusPendingFulfillmentStart}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(sub), "")
+	if err != nil || d.GetWorkflowExecutionInfo().GetExecution().GetRunId() == firstRun {
+		t.Fatalf("the landing page did not start the subscription's workflow anew: %v", err)
+	}
 }
