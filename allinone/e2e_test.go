@@ -139,7 +139,8 @@ func (e e2e) buy(plan string, qty int64) string {
 	}
 	page, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), plan) {
+	// The buyer's page names the plan as the buyer knows it: its display name.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), planDisplayName(plan)) {
 		e.t.Fatalf("landing page: %d", resp.StatusCode)
 	}
 	form := url.Values{}
@@ -321,4 +322,16 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s: %d, no counter %s:\n%.2000s", u, resp.StatusCode, counter, page)
 		}
 	}
+}
+
+// planDisplayName is the demo offer's display name of a plan, as the buyer's pages show it.
+func planDisplayName(planID string) string {
+	for _, o := range emulator.DemoConfig().Publishers[0].Offers {
+		for _, p := range o.Plans {
+			if p.ID == planID && p.DisplayName != "" {
+				return p.DisplayName
+			}
+		}
+	}
+	return planID
 }

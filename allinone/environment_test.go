@@ -20,6 +20,10 @@ func TestAdminTokenFollowsTheMarketplace(t *testing.T) {
 			"MARKETPLACE_TENANT_ID":     "11111111-1111-1111-1111-111111111111",
 			"MARKETPLACE_CLIENT_ID":     "22222222-2222-2222-2222-222222222222",
 			"MARKETPLACE_CLIENT_SECRET": "a-client-secret",
+			// Against Microsoft, buyers sign in with the vendor's own Entra app.
+			"SIGNIN_CLIENT_ID":     "33333333-3333-3333-3333-333333333333",
+			"SIGNIN_CLIENT_SECRET": "a-sign-in-secret",
+			"SIGNIN_REDIRECT_URL":  "https://isv.example/landing/signin",
 		}
 		for i := 0; i+1 < len(extra); i += 2 {
 			env[extra[i]] = extra[i+1]
