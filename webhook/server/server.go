@@ -117,6 +117,8 @@ type Server struct {
 	log     *zap.Logger
 	metrics *metrics
 	router  *mux.Router
+	// refusals logs refused webhooks at a bounded rate.
+	refusals *limitedLog
 }
 
 // New checks the configuration and builds the routes.
@@ -159,6 +161,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: session key: %w", err)
 		}
 	}
+	s.refusals = newLimitedLog(s.log, refusalLogWindow, refusalLogBurst)
 	if clampedWait {
 		s.log.Warn("webhook decision wait shortened so that the fallback signal fits the webhook budget",
 			zap.Duration("decisionWait", cfg.DecisionWait), zap.Duration("webhookBudget", cfg.WebhookBudget))
