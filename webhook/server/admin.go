@@ -1,12 +1,17 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -76,7 +81,7 @@ func (s *Server) adminAuth(next http.HandlerFunc) http.HandlerFunc {
 
 func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := ListFilter{Status: q.Get("status"), Offer: q.Get("offer"), Plan: q.Get("plan"), PageToken: q.Get("pageToken")}
+	f := ListFilter{Status: q.Get("status"), Offer: q.Get("offer"), Plan: q.Get("plan")}
 	for _, v := range []string{f.Status, f.Offer, f.Plan} {
 		// Values go into a visibility query; refuse what could break out of the quoted literal.
 		if strings.ContainsAny(v, `'"\`) {
@@ -84,12 +89,59 @@ func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if v := q.Get("pageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			s.fail(w, r, http.StatusBadRequest, "BadPageSize", fmt.Sprintf("pageSize must be a number from 1 to %d", maxPageSize), nil)
+			return
+		}
+		f.PageSize = n
+	}
+	if v := q.Get("pageToken"); v != "" {
+		token, ok := s.openPageToken(v)
+		if !ok {
+			s.fail(w, r, http.StatusBadRequest, "BadPageToken", "pageToken is not one this API gave out (replicas must share SESSION_KEY)", nil)
+			return
+		}
+		f.PageToken = token
+	}
 	out, err := s.cfg.Subscriptions.List(r.Context(), f)
 	if err != nil {
 		s.commandFailed(w, r, err)
 		return
 	}
+	if out.NextPageToken != "" {
+		out.NextPageToken = s.sealPageToken(out.NextPageToken)
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// maxPageSize bounds a listing page, as Temporal's visibility does.
+const maxPageSize = 1000
+
+// Page tokens are handed out signed, so that one this API did not give out is refused at once: Temporal
+// cannot tell an invented token from a stale one quickly, and would make the caller wait for a 503.
+const pageTokenMACSize = 16
+
+func (s *Server) pageTokenMAC(token string) []byte {
+	key := hmac.New(sha256.New, s.csrfKey)
+	key.Write([]byte("admin page token"))
+	m := hmac.New(sha256.New, key.Sum(nil))
+	m.Write([]byte(token))
+	return m.Sum(nil)[:pageTokenMACSize]
+}
+
+func (s *Server) sealPageToken(token string) string {
+	return base64.RawURLEncoding.EncodeToString(append(s.pageTokenMAC(token), token...))
+}
+
+func (s *Server) openPageToken(sealed string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil || len(b) <= pageTokenMACSize {
+		return "", false
+	}
+	token := string(b[pageTokenMACSize:])
+	return token, hmac.Equal(b[:pageTokenMACSize], s.pageTokenMAC(token))
 }
 
 func (s *Server) adminGet(w http.ResponseWriter, r *http.Request) {

@@ -133,6 +133,8 @@ type Server struct {
 	// theme is the pages' colours derived from the brand's accent.
 	theme template.CSS
 	plans *plans
+	// refusals logs refused webhooks at a bounded rate.
+	refusals *limitedLog
 }
 
 // New checks the configuration and builds the routes.
@@ -196,6 +198,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.csp, s.theme = pageCSP(s.signIn, cfg.Brand), themeCSS(cfg.Brand.AccentColor)
 	s.plans = &plans{lister: cfg.Plans, log: s.log, byKey: map[string]cachedPlan{}}
+	s.refusals = newLimitedLog(s.log, refusalLogWindow, refusalLogBurst)
 	if clampedWait {
 		s.log.Warn("webhook decision wait shortened so that the fallback signal fits the webhook budget",
 			zap.Duration("decisionWait", cfg.DecisionWait), zap.Duration("webhookBudget", cfg.WebhookBudget))

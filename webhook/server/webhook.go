@@ -55,8 +55,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			outcome("unauthorized")
-			// The reason is logged, never the token; the caller learns only that it was refused.
-			s.log.Info("webhook refused", zap.String("reason", err.Error()), zap.String("remote", r.RemoteAddr))
+			// The reason is logged (at a bounded rate: anyone can send these), never the token; the caller
+			// learns only that it was refused.
+			s.refusals.Info("webhook refused", zap.String("reason", err.Error()), zap.String("remote", r.RemoteAddr))
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			s.fail(w, r, http.StatusUnauthorized, "Unauthorized", "the bearer token is missing or invalid", nil)
 			return
