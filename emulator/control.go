@@ -464,6 +464,7 @@ func (e *Emulator) controlRoutes(r *mux.Router) {
 	r.HandleFunc("/faults", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, e.State().Faults) }).Methods(http.MethodGet)
 	r.HandleFunc("/faults", e.controlAddFault).Methods(http.MethodPost)
 	r.HandleFunc("/faults", func(w http.ResponseWriter, r *http.Request) { e.ClearFaults(); w.WriteHeader(http.StatusNoContent) }).Methods(http.MethodDelete)
+	r.HandleFunc("/calls", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, e.CallCounts()) }).Methods(http.MethodGet)
 	r.HandleFunc("/clock", e.controlClock).Methods(http.MethodGet, http.MethodPost)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "NotFound", "no such control endpoint; see emulator/README.md")

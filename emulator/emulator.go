@@ -40,6 +40,8 @@ type Options struct {
 	// HTTPClient delivers webhooks; default has a 10-second timeout, Microsoft's decision window.
 	HTTPClient *http.Client
 	Logger     *zap.Logger
+	// Faults are injected from the start, as AddFault does.
+	Faults []Fault
 }
 
 // Emulator is the emulated Marketplace. It is safe for concurrent use.
@@ -56,6 +58,8 @@ type Emulator struct {
 	usageIndex map[string]*usageRecord
 	// calls counts API calls per endpoint and subscription, for tests ("was Activate called?").
 	calls map[string]int
+	// applied counts the API calls that took effect (answered 2xx, or lost after taking effect).
+	applied map[string]int
 	key   *rsa.PrivateKey
 	keyID string
 	// wake nudges the background loop when a delivery or operation became due.
@@ -87,6 +91,7 @@ func New(opts Options) (*Emulator, error) {
 		publicURL:  strings.TrimRight(opts.PublicURL, "/"),
 		usageIndex: map[string]*usageRecord{},
 		calls:      map[string]int{},
+		applied:    map[string]int{},
 		wake:       make(chan struct{}, 1),
 	}
 	if e.log == nil {
@@ -111,6 +116,11 @@ func New(opts Options) (*Emulator, error) {
 	}
 	if err := e.loadOrCreateKey(); err != nil {
 		return nil, err
+	}
+	for _, f := range opts.Faults {
+		if err := e.AddFault(f); err != nil {
+			return nil, err
+		}
 	}
 	e.router = e.routes()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -168,6 +178,40 @@ func (e *Emulator) Calls(endpoint, subscriptionID string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.calls[endpoint+"|"+strings.ToLower(subscriptionID)]
+}
+
+// Applied reports how many API calls of endpoint for a subscription took effect: answered with success,
+// or taken effect before a lost-answer fault replaced the answer.
+func (e *Emulator) Applied(endpoint, subscriptionID string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.applied[endpoint+"|"+strings.ToLower(subscriptionID)]
+}
+
+// CallCount is how many calls of one endpoint about one subscription arrived and took effect.
+type CallCount struct {
+	Endpoint       string `json:"endpoint"`
+	SubscriptionID string `json:"subscriptionId,omitempty"`
+	Calls          int    `json:"calls"`
+	Applied        int    `json:"applied"`
+}
+
+// CallCounts returns every endpoint's calls per subscription, sorted by endpoint and subscription.
+func (e *Emulator) CallCounts() []CallCount {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]CallCount, 0, len(e.calls))
+	for k, n := range e.calls {
+		endpoint, sub, _ := strings.Cut(k, "|")
+		out = append(out, CallCount{Endpoint: endpoint, SubscriptionID: sub, Calls: n, Applied: e.applied[k]})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Endpoint != out[j].Endpoint {
+			return out[i].Endpoint < out[j].Endpoint
+		}
+		return out[i].SubscriptionID < out[j].SubscriptionID
+	})
+	return out
 }
 
 // APIBaseURL is the base URL a marketplace.Client uses to talk to this emulator.

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,7 +20,9 @@ const (
 
 // Fault is one injected misbehaviour. API faults name an Endpoint ("*" for all); webhook faults name a
 // Webhook kind and optionally an Action; operation faults name an Outcome for the next publisher-initiated
-// operation of an Action. Count limits how many times it fires (0: until cleared).
+// operation of an Action. Count limits how many times it fires (0: until cleared); Rate makes it fire on
+// that fraction of the calls or deliveries it matches, drawn from a generator seeded with Seed, so that a
+// run can be repeated.
 type Fault struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// Status is the HTTP status to answer with (429, 500, 503, ...); 0 with Latency only delays.
@@ -35,13 +38,45 @@ type Fault struct {
 
 	Outcome marketplace.OperationStatus `json:"outcome,omitempty"`
 
+	// LostAnswer (with an Endpoint that writes) lets the call take effect and then answers Status (500 by
+	// default) instead of its success: Microsoft applied the write, the publisher never heard.
+	LostAnswer bool `json:"lostAnswer,omitempty"`
+
+	// Rate, between 0 and 1, is the fraction of matching calls the fault fires on; 0 fires on every one.
+	Rate float64 `json:"rate,omitempty"`
+	// Seed seeds the draws of a Rate fault.
+	Seed uint64 `json:"seed,omitempty"`
+
 	Count int `json:"count,omitempty"`
 	// Fired counts how often it applied.
 	Fired int `json:"fired"`
+
+	rng *rand.Rand
 }
+
+// lostAnswerEndpoints are the endpoints whose effect a lost answer keeps: Microsoft's writes.
+var lostAnswerEndpoints = []string{"Activate", "UpdateSubscription", "DeleteSubscription", "UpdateOperation"}
 
 func (f *Fault) validate() error {
 	kinds := 0
+	if f.LostAnswer {
+		if f.Status == 0 {
+			f.Status = http.StatusInternalServerError
+		}
+		known := false
+		for _, e := range lostAnswerEndpoints {
+			known = known || strings.EqualFold(e, f.Endpoint)
+		}
+		if !known {
+			return fmt.Errorf("a lost answer needs an endpoint that writes (%s), not %q", strings.Join(lostAnswerEndpoints, ", "), f.Endpoint)
+		}
+		if f.Latency != 0 {
+			return fmt.Errorf("a lost answer takes no latency")
+		}
+	}
+	if f.Rate < 0 || f.Rate > 1 {
+		return fmt.Errorf("fault rate %v: want a fraction between 0 and 1", f.Rate)
+	}
 	if f.Endpoint != "" {
 		kinds++
 		if f.Status == 0 && f.Latency == 0 {
@@ -79,6 +114,9 @@ func (e *Emulator) AddFault(f Fault) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	if f.Rate > 0 {
+		f.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.faults = append(e.faults, &f)
@@ -92,10 +130,14 @@ func (e *Emulator) ClearFaults() {
 	e.faults = nil
 }
 
-// fireLocked returns the first live fault matching match and counts it.
+// fireLocked returns the first live fault matching match that fires (every time, or at its rate) and
+// counts it.
 func (e *Emulator) fireLocked(match func(*Fault) bool) *Fault {
 	for i, f := range e.faults {
 		if !match(f) {
+			continue
+		}
+		if f.rng != nil && f.rng.Float64() >= f.Rate {
 			continue
 		}
 		f.Fired++
@@ -103,6 +145,7 @@ func (e *Emulator) fireLocked(match func(*Fault) bool) *Fault {
 			e.faults = append(e.faults[:i:i], e.faults[i+1:]...)
 		}
 		c := *f
+		c.rng = nil
 		return &c
 	}
 	return nil
@@ -112,7 +155,7 @@ func (e *Emulator) fireLocked(match func(*Fault) bool) *Fault {
 func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, endpoint string) bool {
 	e.mu.Lock()
 	f := e.fireLocked(func(f *Fault) bool {
-		return f.Endpoint != "" && (f.Endpoint == "*" || strings.EqualFold(f.Endpoint, endpoint))
+		return f.Endpoint != "" && !f.LostAnswer && (f.Endpoint == "*" || strings.EqualFold(f.Endpoint, endpoint))
 	})
 	e.mu.Unlock()
 	if f == nil {
@@ -124,6 +167,12 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, endpoint s
 	if f.Status == 0 {
 		return false
 	}
+	faultAnswer(w, f)
+	return true
+}
+
+// faultAnswer writes the error answer of f: Microsoft's error body for its status, with Retry-After.
+func faultAnswer(w http.ResponseWriter, f *Fault) {
 	if f.RetryAfter > 0 {
 		if f.RetryAfterDate {
 			// HTTP dates have whole seconds; round up so the client never retries early.
@@ -142,7 +191,47 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, endpoint s
 		code, msg = "ServiceUnavailable", "The service is temporarily unavailable."
 	}
 	apiError(w, f.Status, code, msg)
-	return true
+}
+
+// takeLostAnswer draws a lost-answer fault for a call of endpoint, if one fires.
+func (e *Emulator) takeLostAnswer(endpoint string) *Fault {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.fireLocked(func(f *Fault) bool { return f.LostAnswer && strings.EqualFold(f.Endpoint, endpoint) })
+}
+
+// answerWriter watches the status of an API answer: it counts the calls that took effect (2xx) and, for a
+// lost-answer fault, replaces a success by the fault's error once the handler has applied the write.
+type answerWriter struct {
+	http.ResponseWriter
+	lost    *Fault
+	status  int
+	swallow bool
+}
+
+func (a *answerWriter) WriteHeader(status int) {
+	if a.status != 0 {
+		return
+	}
+	a.status = status
+	if a.lost != nil && status >= 200 && status < 300 {
+		a.swallow = true
+		a.Header().Del("Operation-Location")
+		a.Header().Del("Location")
+		faultAnswer(a.ResponseWriter, a.lost)
+		return
+	}
+	a.ResponseWriter.WriteHeader(status)
+}
+
+func (a *answerWriter) Write(b []byte) (int, error) {
+	if a.status == 0 {
+		a.WriteHeader(http.StatusOK)
+	}
+	if a.swallow {
+		return len(b), nil
+	}
+	return a.ResponseWriter.Write(b)
 }
 
 func (e *Emulator) takeWebhookFaultLocked(action string) string {

@@ -89,12 +89,22 @@ func (e *Emulator) apiMiddleware(endpoint string, h apiHandler) http.Handler {
 		w.Header().Set("x-ms-correlationid", corrID)
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 
+		key := endpoint + "|" + strings.ToLower(mux.Vars(r)["subscriptionId"])
 		e.mu.Lock()
-		e.calls[endpoint+"|"+strings.ToLower(mux.Vars(r)["subscriptionId"])]++
+		e.calls[key]++
 		e.mu.Unlock()
 		if e.applyFault(w, r, endpoint) {
 			return
 		}
+		aw := &answerWriter{ResponseWriter: w, lost: e.takeLostAnswer(endpoint)}
+		w = aw
+		defer func() {
+			if aw.status >= 200 && aw.status < 300 {
+				e.mu.Lock()
+				e.applied[key]++
+				e.mu.Unlock()
+			}
+		}()
 		switch v := r.URL.Query().Get("api-version"); {
 		case v == "":
 			apiError(w, http.StatusBadRequest, "ApiVersionUnspecified", "An API version is required, but was not specified.")
