@@ -60,8 +60,8 @@ type Emulator struct {
 	calls map[string]int
 	// applied counts the API calls that took effect (answered 2xx, or lost after taking effect).
 	applied map[string]int
-	key   *rsa.PrivateKey
-	keyID string
+	key     *rsa.PrivateKey
+	keyID   string
 	// wake nudges the background loop when a delivery or operation became due.
 	wake chan struct{}
 	// signin holds buyers' authorization codes and sign-in faults (signin.go).
