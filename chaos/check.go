@@ -18,8 +18,10 @@ import (
 	"saasengine/workflows"
 )
 
-// reconcile runs one reconciliation to its end, starting it again if Temporal was not reachable.
-func (e *env) reconcile(ctx context.Context) error {
+// reconcile runs reconciliation to its end, starting it again if Temporal was not reachable, and runs
+// it again (at most three runs) while a run could not check every subscription: under a fifth of
+// Marketplace calls failing some of its reads fail, and the hourly schedule would run it again too.
+func (e *env) reconcile(ctx context.Context, out *Report) error {
 	var err error
 	for attempt := 0; attempt < 10 && ctx.Err() == nil; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -32,17 +34,19 @@ func (e *env) reconcile(ctx context.Context) error {
 			var rep reconcile.Report
 			err = run.Get(rctx, &rep)
 			if err == nil {
-				e.logf("reconciliation %s: %+v", run.GetID(), rep)
 				cancel()
-				return nil
+				out.Reconciliations = append(out.Reconciliations, rep)
+				e.logf("reconciliation %s: seen %d, in sync %d, adopted %d, healed %d, errors %d %v",
+					run.GetID(), rep.Seen, rep.InSync, rep.Adopted, rep.Healed, rep.Errors, rep.ErrorSamples)
+				if rep.Errors == 0 || len(out.Reconciliations) == 3 {
+					return nil
+				}
+				continue
 			}
 		}
 		cancel()
 		e.logf("reconciliation: %v", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
+		e.pause(ctx, time.Second)
 	}
 	return err
 }

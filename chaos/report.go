@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"saasengine/emulator"
+	"saasengine/reconcile"
 )
 
 // Report is what a chaos run found. Lost, Doubled, Stuck, FalselyReported, NonDeterminism and
@@ -46,6 +47,8 @@ type Report struct {
 	KeysApplied map[string]int       `json:"keysApplied"`
 	Faults      []emulator.Fault     `json:"faults"`
 	Kills       []ProcessCount       `json:"kills"`
+	// Reconciliations are the reconciliation runs after driving (more than one when a run had errors).
+	Reconciliations []reconcile.Report `json:"reconciliations"`
 
 	Driven   time.Duration `json:"driven"`
 	Duration time.Duration `json:"duration"`
@@ -110,6 +113,9 @@ func (r *Report) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "provisioning keys   %5d, steps applied: %s\n", r.Keys, sortedCounts(r.KeysApplied))
 	fmt.Fprintf(w, "admin answers       %s\n", sortedCounts(r.Reports))
+	for i, rc := range r.Reconciliations {
+		fmt.Fprintf(w, "reconciliation %d     seen %d, in sync %d, adopted %d, healed %d, errors %d\n", i+1, rc.Seen, rc.InSync, rc.Adopted, rc.Healed, rc.Errors)
+	}
 	fmt.Fprintf(w, "lingering expectations (applied, not yet confirmed by a read) %d\n", r.LingeringExpectations)
 	var fired []string
 	for _, f := range r.Faults {

@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Driven = time.Since(started)
 
 	e.logf("reconciling")
-	if err := e.reconcile(ctx); err != nil {
+	if err := e.reconcile(ctx, rep); err != nil {
 		rep.finding("reconciliation: %v", err)
 		rep.Stuck++
 	}
