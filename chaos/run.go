@@ -157,13 +157,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rep := &Report{Config: cfg, Started: started.UTC(), KeysApplied: map[string]int{}, Reports: map[string]int{}}
 	e.logf("driving %d subscriptions (%d at a time), killing each process kind %d times", cfg.N, cfg.Concurrency, cfg.Kills)
+	driveStart := time.Now()
 	outcomes := e.drive(ctx)
 	select {
 	case err := <-superErr:
 		return nil, err
 	default:
 	}
-	rep.Driven = time.Since(started)
+	rep.Driven = time.Since(driveStart)
 
 	e.logf("reconciling")
 	if err := e.reconcile(ctx, rep); err != nil {
