@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"saasengine/activities"
+	"saasengine/activities/notification"
 	"saasengine/config"
 	"saasengine/marketplace"
 	"saasengine/metering"
@@ -33,6 +34,8 @@ type Deps struct {
 	// Workflow are the options of the workflows the worker starts (reconciliation's adoptions); set
 	// RequireApproval as the webhook server does, or adopted subscriptions skip the operator's approval.
 	Workflow workflows.Options
+	// Notify sends notices to operators (see Notifier); nil sends none.
+	Notify *notification.Activities
 }
 
 // WorkerOptions are the worker's options from configuration: a stop timeout lets running activities
@@ -65,6 +68,10 @@ func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) w
 	})
 	w.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})
 	w.RegisterActivity(&metering.Activities{Marketplace: d.Marketplace})
+	if d.Notify == nil {
+		d.Notify = &notification.Activities{Logger: d.Logger}
+	}
+	w.RegisterActivity(d.Notify)
 	return w
 }
 

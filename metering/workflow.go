@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"saasengine/activities/notification"
 	"saasengine/marketplace"
 )
 
@@ -51,6 +52,8 @@ type meter struct {
 	limit float64
 	// ctx is the workflow's root context, for its logger and metrics handler.
 	ctx workflow.Context
+	// outbox sends notices of usage not billed (notify.go).
+	outbox notification.Outbox
 }
 
 func newMeter(ctx workflow.Context, in Input) *meter {
@@ -119,6 +122,7 @@ func (m *meter) run(ctx workflow.Context) (State, error) {
 		m.drain(ctx, ch)
 		m.postDue(actx)
 		if m.signals >= m.opts.SignalsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			m.outbox.Flush(ctx, notification.FlushTimeout)
 			m.drain(ctx, ch)
 			return State{}, workflow.NewContinueAsNewError(ctx, WorkflowType, m.carry())
 		}
@@ -130,6 +134,7 @@ func (m *meter) run(ctx workflow.Context) (State, error) {
 			}
 			end := m.idleSince.Add(m.opts.IdleTimeout)
 			if !now.Before(end) {
+				m.outbox.Flush(ctx, notification.FlushTimeout)
 				// Reports that arrived meanwhile keep the meter running.
 				if m.drain(ctx, ch) {
 					continue
@@ -387,6 +392,7 @@ func (m *meter) record(o Outcome) {
 	if o.Outcome != OutcomeAccepted && o.Outcome != OutcomeDuplicate {
 		workflow.GetLogger(m.ctx).Warn("usage not billed", "subscriptionId", m.subscriptionID, "dimension", o.Dimension,
 			"hour", o.Hour, "quantity", o.Quantity, "outcome", o.Outcome, "status", o.Status, "reason", o.Reason)
+		m.notify(o)
 	}
 }
 

@@ -178,6 +178,7 @@ func Workflow(ctx workflow.Context, in Input) (Report, error) {
 			report.Finished = workflow.Now(ctx).UTC()
 			logger.Info("reconciliation finished", "report", report.String())
 			workflow.GetMetricsHandler(ctx).Counter(MetricRuns).Inc(1)
+			notify(ctx, report)
 			return report, nil
 		}
 		next = page.NextLink

@@ -53,6 +53,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	nc, err := config.NotifyFromEnv(getenv)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -99,7 +103,8 @@ func run() error {
 			return err
 		}
 	}
-	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger, Workflow: workflows.Options{RequireApproval: wc.RequireApproval}}
+	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger, Workflow: workflows.Options{RequireApproval: wc.RequireApproval},
+		Notify: engine.Notifier(nc, logger.Named("notify"))}
 	engine.SetWorkflowCacheSize(wc)
 	w := engine.NewWorker(c, tc.TaskQueue, deps, engine.WorkerOptions(wc))
 	logger.Info("worker starting", zap.String("temporal", tc.Address), zap.String("namespace", tc.Namespace), zap.String("taskQueue", tc.TaskQueue),

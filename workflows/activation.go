@@ -4,6 +4,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"saasengine/activities"
+	"saasengine/activities/notification"
 	"saasengine/marketplace"
 )
 
@@ -23,6 +24,9 @@ func (r *runner) advance(ctx workflow.Context) {
 	case ActAwaitConfirmation:
 		r.st.SetPhase(r.now(ctx), PhaseAwaitingConfirmation, "")
 	case ActAwaitApproval:
+		if r.st.Phase != PhaseAwaitingApproval {
+			r.notify(ctx, notification.ApprovalPending, stamp(ctx, "approval-pending"), "Subscription "+r.st.SubscriptionID+" waits for your approval", "", nil)
+		}
 		r.st.SetPhase(r.now(ctx), PhaseAwaitingApproval, "")
 	case ActActivate:
 		r.activate(ctx)
@@ -143,4 +147,5 @@ func (r *runner) deprovision(ctx workflow.Context, why string) {
 	r.st.Resolved(now, AttentionDeprovisioning)
 	r.st.Resolved(now, AttentionTenantSync)
 	r.st.SetPhase(now, PhaseDeprovisioned, why)
+	r.notify(ctx, notification.Unsubscribed, "unsubscribed", "Subscription "+r.st.SubscriptionID+" ended; its tenant was deprovisioned", why, nil)
 }

@@ -3,6 +3,8 @@ package workflows
 import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"saasengine/activities/notification"
 )
 
 // What operators see: search attributes kept current, and failures that need a person, logged once at
@@ -15,6 +17,7 @@ func (r *runner) needAttention(ctx workflow.Context, kind, err string) {
 	}
 	workflow.GetLogger(ctx).Error("subscription needs attention", "subscriptionId", r.st.SubscriptionID, "kind", kind, "cause", err)
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": kind}).Counter("saas_subscription_attention").Inc(1)
+	r.notify(ctx, notification.Attention, stamp(ctx, "attention/"+kind), attentionSummaries[kind]+": subscription "+r.st.SubscriptionID, err, nil)
 	r.upsertSearch(ctx)
 }
 

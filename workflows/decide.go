@@ -1,12 +1,14 @@
 package workflows
 
 import (
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"saasengine/activities"
+	"saasengine/activities/notification"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
 )
@@ -133,6 +135,13 @@ func (r *runner) decide(ctx workflow.Context, op marketplace.Operation, d time.D
 	}
 	r.st.MarkSeen(op.ID, op.Action, outcome)
 	r.st.Record(r.now(ctx), "decided", "", outcome, op.ID, dec.Reason)
+	if !dec.Accept {
+		facts := map[string]string{"operation": op.ID, "requested plan": op.PlanID}
+		if op.Quantity > 0 {
+			facts["requested seats"] = strconv.FormatInt(int64(op.Quantity), 10)
+		}
+		r.notify(ctx, notification.ChangeRefused, "change-refused/"+op.ID, "Your provisioning refused a "+string(op.Action)+" of subscription "+r.st.SubscriptionID, dec.Reason, facts)
+	}
 	r.enqueue(&item{name: itemSettle, settle: &Settlement{Operation: op, Accepted: dec.Accept, Patch: true}})
 	return ChangeDecision{Accepted: dec.Accept, Reason: dec.Reason, Decided: true}
 }

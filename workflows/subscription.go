@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"saasengine/activities"
+	"saasengine/activities/notification"
 )
 
 // This file is the workflow's entry and its loop: one run handles inputs in order until the
@@ -57,6 +58,8 @@ type runner struct {
 	// (continue-as-new), so released fixes reach long-lived subscriptions.
 	aged    workflow.Future
 	renewed bool
+	// outbox sends notices to operators (notify.go).
+	outbox notification.Outbox
 }
 
 func (r *runner) run(ctx workflow.Context) (State, error) {
@@ -110,6 +113,7 @@ func (r *runner) shouldContinueAsNew(ctx workflow.Context) bool {
 // finish ends the workflow: queued inputs are answered (nothing more happens to an ended subscription)
 // and running update handlers are let finish.
 func (r *runner) finish(ctx workflow.Context) (State, error) {
+	r.outbox.Flush(ctx, notification.FlushTimeout)
 	for {
 		r.takeSignals()
 		for _, it := range r.queue {
@@ -135,6 +139,7 @@ func (r *runner) finish(ctx workflow.Context) (State, error) {
 // first and running handlers let finish; signals are taken in this coroutine, so none is lost between
 // the last one handled and the end of the run.
 func (r *runner) continueAsNew(ctx workflow.Context) (State, error) {
+	r.outbox.Flush(ctx, notification.FlushTimeout)
 	for {
 		r.takeSignals()
 		for slices.ContainsFunc(r.queue, isUpdate) {

@@ -4,6 +4,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"saasengine/activities"
+	"saasengine/activities/notification"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
 )
@@ -61,6 +62,7 @@ func (r *runner) suspendTenant(ctx workflow.Context, key string) bool {
 	}
 	r.st.TenantSuspended = true
 	r.st.Record(r.now(ctx), "tenant", "active", "suspended", key, "")
+	r.notify(ctx, notification.Suspended, "suspended/"+key, "Subscription "+r.st.SubscriptionID+" is suspended; its tenant is restricted", "", map[string]string{"step": key})
 	return true
 }
 
@@ -71,6 +73,7 @@ func (r *runner) reinstateTenant(ctx workflow.Context, key string) error {
 	}
 	if r.st.TenantSuspended {
 		r.st.Record(r.now(ctx), "tenant", "suspended", "active", key, "")
+		r.notify(ctx, notification.Reinstated, "reinstated/"+key, "Subscription "+r.st.SubscriptionID+" is reinstated; its tenant is restored", "", map[string]string{"step": key})
 	}
 	r.st.TenantSuspended = false
 	return nil

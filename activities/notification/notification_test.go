@@ -391,4 +391,3 @@ func TestParseKinds(t *testing.T) {
 		t.Errorf("unknown kind: %v", err)
 	}
 }
-

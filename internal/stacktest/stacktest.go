@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"saasengine/activities"
+	"saasengine/activities/notification"
 	"saasengine/devserver"
 	"saasengine/emulator"
 	"saasengine/emulator/emulatortest"
@@ -57,6 +58,8 @@ type Options struct {
 	NoWorker bool
 	// Logger defaults to the test's logger at info level.
 	Logger *zap.Logger
+	// Notify is the worker's notification activity (engine.Notifier); nil sends none.
+	Notify *notification.Activities
 }
 
 // Stack is a running engine.
@@ -75,6 +78,7 @@ type Stack struct {
 	// workflow are the options of the workflows the worker itself starts (reconciliation's adoptions),
 	// the same as the HTTP side's, as in production.
 	workflow    workflows.Options
+	notify      *notification.Activities
 	decideDelay time.Duration
 	mu          sync.Mutex
 	worker      worker.Worker
@@ -102,7 +106,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatalf("search attributes: %v", err)
 	}
 
-	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow, decideDelay: opts.DecideDelay}
+	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow, notify: opts.Notify, decideDelay: opts.DecideDelay}
 	s.Emu = emulatortest.Start(t, emulatortest.Options{Configure: opts.ConfigureEmulator})
 	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.db"))
 	if err != nil {
@@ -171,7 +175,7 @@ func (s *Stack) StartWorker(t testing.TB) {
 	if s.decideDelay > 0 {
 		prov = slowDecider{Demo: s.Provisioner, delay: s.decideDelay}
 	}
-	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: prov, Logger: s.Logger.Named("worker"), Workflow: s.workflow}, worker.Options{})
+	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: prov, Logger: s.Logger.Named("worker"), Workflow: s.workflow, Notify: s.notify}, worker.Options{})
 	if err := w.Start(); err != nil {
 		t.Fatalf("worker: %v", err)
 	}
