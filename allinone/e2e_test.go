@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"saasengine/emulator"
+	"saasengine/internal/devmail"
 	"saasengine/marketplace"
 	"saasengine/workflows"
 )
@@ -320,6 +321,33 @@ func TestEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "# TYPE "+counter+" counter") {
 			t.Errorf("%s: %d, no counter %s:\n%.2000s", u, resp.StatusCode, counter, page)
+		}
+	}
+
+	// The operators were told by e-mail, which the development mail server received and its page (named in
+	// the banner) shows: the refused seat change, the suspension, the reinstatement and the end.
+	if stack.Mail == nil || stack.MailURL == "" || !strings.Contains(banner, stack.MailURL) {
+		t.Fatalf("no development mail server named in the banner:\n%s", banner)
+	}
+	want := map[string]string{"[change-refused]": ids["seats"], "[suspended]": ids["suspend"], "[reinstated]": ids["suspend"], "[unsubscribed]": ids["suspend"]}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for prefix, id := range want {
+		if _, err := stack.Mail.Wait(ctx, func(m devmail.Message) bool {
+			return strings.HasPrefix(m.Subject, prefix) && strings.Contains(m.Subject, id)
+		}); err != nil {
+			t.Errorf("no %s mail about %s: %v", prefix, id, err)
+		}
+	}
+	resp, err := http.Get(stack.MailURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for prefix := range want {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), html.EscapeString(prefix)) {
+			t.Errorf("%s: %d, no %s mail shown:\n%.3000s", stack.MailURL, resp.StatusCode, prefix, page)
 		}
 	}
 }

@@ -145,7 +145,9 @@ func TestFailedActivationIsNotifiedThroughTheStack(t *testing.T) {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("retry: %d %s", resp.StatusCode, b)
 	}
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle })
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	})
 	if _, err := s.Emu.Emulator.Suspend(p.SubscriptionID); err != nil {
 		t.Fatal(err)
 	}
