@@ -178,3 +178,80 @@ func TestFailedActivationIsNotifiedThroughTheStack(t *testing.T) {
 		}
 	}
 }
+
+// With approval required, a confirmed purchase tells the operators it waits for them; a seat change the
+// provisioning refuses is told too, to Slack and Teams in their shapes, with the refusal's reason.
+func TestApprovalAndRefusedChangeReachChat(t *testing.T) {
+	slack, slackGot := receiver(t)
+	teams, teamsGot := receiver(t)
+	nc, err := config.NotifyFromEnv(func(k string) string {
+		return map[string]string{
+			"NOTIFY_SLACK_URL": slack.URL + "/services/T/B/X", "NOTIFY_SLACK_EVENTS": "approval-pending,change-refused",
+			"NOTIFY_TEAMS_URL": teams.URL + "/workflows/x", "NOTIFY_TEAMS_EVENTS": "change-refused",
+			"NOTIFY_ADMIN_URL": "https://engine.vendor.example",
+		}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stacktest.Start(t, stacktest.Options{Workflow: workflows.Options{RequireApproval: true}, DemoMaxQuantity: 10,
+		Notify: engine.Notifier(nc, nil)})
+	p := s.Emu.Purchase(t, "team", 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := s.Emu.Client.Resolve(ctx, p.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Subs.Confirm(ctx, res.Subscription); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitState(t, p.SubscriptionID, "waiting for approval", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingApproval })
+	text := func(r received) string {
+		var m map[string]string
+		_ = json.Unmarshal(r.body, &m)
+		return m["text"]
+	}
+	waitFor := func(what string, got func() []received, match func(received) bool) received {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			for _, r := range got() {
+				if match(r) {
+					return r
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("no %s arrived", what)
+		return received{}
+	}
+	approval := waitFor("approval-pending message on Slack", slackGot, func(r received) bool {
+		return strings.Contains(text(r), "waits for your approval") && strings.Contains(text(r), p.SubscriptionID)
+	})
+	if !strings.Contains(text(approval), "starter approve "+p.SubscriptionID) {
+		t.Errorf("approval message does not say how to approve:\n%s", text(approval))
+	}
+	if _, err := s.Subs.Approve(ctx, p.SubscriptionID, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	})
+	if _, err := s.Emu.Emulator.CustomerChangeQuantity(p.SubscriptionID, 50); err != nil {
+		t.Fatal(err)
+	}
+	refused := waitFor("change-refused message on Slack", slackGot, func(r received) bool { return strings.Contains(text(r), "refused a ChangeQuantity") })
+	if !strings.Contains(text(refused), "requested seats: 50") {
+		t.Errorf("refusal message:\n%s", text(refused))
+	}
+	card := waitFor("change-refused card on Teams", teamsGot, func(r received) bool { return strings.Contains(string(r.body), "refused a ChangeQuantity") })
+	if !strings.Contains(string(card.body), `"type":"AdaptiveCard"`) || !strings.Contains(string(card.body), "https://engine.vendor.example/admin/subscriptions/"+p.SubscriptionID) {
+		t.Errorf("teams card %s", card.body)
+	}
+	for _, r := range teamsGot() {
+		if strings.Contains(string(r.body), "waits for your approval") {
+			t.Error("approval-pending went to Teams, which is routed change-refused only")
+		}
+	}
+}
