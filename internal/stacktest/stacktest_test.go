@@ -1,9 +1,8 @@
 package stacktest
 
 import (
+	"saasengine/workflows/subscription"
 	"testing"
-
-	"saasengine/workflows"
 )
 
 // The harness itself: a purchase goes through landing and activation, and a customer's seat change
@@ -14,7 +13,7 @@ func TestStackRunsASubscription(t *testing.T) {
 	if _, err := s.Emu.Emulator.CustomerChangeQuantity(id, 15); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, id, "15 seats", func(st workflows.State) bool { return st.Quantity == 15 })
+	s.WaitState(t, id, "15 seats", func(st subscription.State) bool { return st.Quantity == 15 })
 	if sub, _ := s.Emu.Emulator.Subscription(id); sub.Quantity != 15 {
 		t.Fatalf("emulator has %d seats", sub.Quantity)
 	}
