@@ -31,9 +31,9 @@ import (
 	"saasengine/emulator"
 	"saasengine/engine"
 	"saasengine/internal/devmail"
-	"saasengine/reconcile"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/reconciliation"
+	"saasengine/workflows/subscription"
 )
 
 // devAdminToken is the admin API's token when ADMIN_TOKEN is not set and the stack runs its own emulator:
@@ -179,7 +179,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if !external("TEMPORAL_ADDRESS") {
 		dev, err := devserver.Start(ctx, devserver.Config{
 			DataDir: o.DataDir, Namespace: tc.Namespace, FrontendPort: o.TemporalPort, UIPort: o.UIPort,
-			SearchAttributes: workflows.SearchAttributes(),
+			SearchAttributes: subscription.SearchAttributes(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("embedded Temporal: %w", err)
@@ -234,7 +234,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.Client = c
 	s.closers = append(s.closers, c.Close)
-	api, err := engine.MarketplaceClient(mc, s.log.Named("marketplace"))
+	if !external("TEMPORAL_ADDRESS") {
+		// A namespace an earlier version made gains the search attributes added since.
+		if err := subscription.RegisterSearchAttributes(ctx, c.OperatorService(), tc.Namespace); err != nil {
+			return nil, fmt.Errorf("embedded Temporal: %w", err)
+		}
+	}
+	api, err := mc.NewClient(s.log.Named("marketplace"))
 	if err != nil {
 		return nil, err
 	}
@@ -246,11 +252,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		s.closers = append(s.closers, func() { _ = closer.Close() })
 	}
 	if interval > 0 {
-		if err := reconcile.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
+		if err := reconciliation.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
 			return nil, err
 		}
 	}
-	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker"), Workflow: workflows.Options{RequireApproval: wk.RequireApproval},
+	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker"), Workflow: subscription.Options{RequireApproval: wk.RequireApproval},
 		Notify: engine.Notifier(nc, s.log.Named("notify"))}
 	engine.SetWorkflowCacheSize(wk)
 	w := engine.NewWorker(c, tc.TaskQueue, deps, engine.WorkerOptions(wk))

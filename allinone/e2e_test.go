@@ -19,7 +19,7 @@ import (
 	"saasengine/emulator"
 	"saasengine/internal/devmail"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // The end-to-end test runs what `go run ./cmd/allinone` runs, in process, and drives it only through
@@ -76,8 +76,8 @@ func (e e2e) customer(id, action, body string) {
 	}
 }
 
-func (e e2e) state(id string) workflows.State {
-	var st workflows.State
+func (e e2e) state(id string) subscription.State {
+	var st subscription.State
 	e.call("GET", e.stack.HTTPURL+"/admin/subscriptions/"+id, "", true, &st)
 	return st
 }
@@ -160,7 +160,7 @@ func (e e2e) buy(plan string, qty int64) string {
 	return p.SubscriptionID
 }
 
-func agree(st workflows.State, ms marketplace.Subscription) bool {
+func agree(st subscription.State, ms marketplace.Subscription) bool {
 	return st.Status == ms.Status && st.PlanID == ms.PlanID && st.Quantity == int64(ms.Quantity) &&
 		st.Term.EndDate.Equal(ms.Term.EndDate.Time)
 }
@@ -203,7 +203,7 @@ func TestEndToEnd(t *testing.T) {
 			e.customer(id, "change-quantity", `{"quantity":150}`)
 			e.waitFor("rejected change settled", func() bool {
 				for _, a := range e.state(id).Audit {
-					if a.Kind == "decided" && a.To == workflows.OutcomeRejected {
+					if a.Kind == "decided" && a.To == subscription.OutcomeRejected {
 						return true
 					}
 				}
@@ -213,7 +213,7 @@ func TestEndToEnd(t *testing.T) {
 			if q := e.microsoft(id).Quantity; q != 20 {
 				t.Fatalf("rejected change applied at Microsoft: %d", q)
 			}
-			var res workflows.CommandResult
+			var res subscription.CommandResult
 			if code := e.call("POST", stack.HTTPURL+"/admin/subscriptions/"+id+"/plan", `{"planId":"enterprise"}`, true, &res); code != 200 || res.Status != "Succeeded" {
 				t.Fatalf("publisher plan change: %d %+v", code, res)
 			}

@@ -20,7 +20,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // inbox is a receiver of signed notification webhooks that keeps those that verify.
@@ -117,7 +117,7 @@ func TestFailedActivationIsNotifiedThroughTheStack(t *testing.T) {
 	if _, err := s.Subs.Confirm(ctx, res.Subscription); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "activation failed", func(st workflows.State) bool { return st.Phase == workflows.PhaseActivationFailed })
+	s.WaitState(t, p.SubscriptionID, "activation failed", func(st subscription.State) bool { return st.Phase == subscription.PhaseActivationFailed })
 
 	m, err := mail.Wait(ctx, func(m devmail.Message) bool { return strings.Contains(m.Subject, p.SubscriptionID) })
 	if err != nil {
@@ -145,8 +145,8 @@ func TestFailedActivationIsNotifiedThroughTheStack(t *testing.T) {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("retry: %d %s", resp.StatusCode, b)
 	}
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool {
-		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st subscription.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle
 	})
 	if _, err := s.Emu.Emulator.Suspend(p.SubscriptionID); err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestApprovalAndRefusedChangeReachChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := stacktest.Start(t, stacktest.Options{Workflow: workflows.Options{RequireApproval: true}, DemoMaxQuantity: 10,
+	s := stacktest.Start(t, stacktest.Options{Workflow: subscription.Options{RequireApproval: true}, DemoMaxQuantity: 10,
 		Notify: engine.Notifier(nc, nil)})
 	p := s.Emu.Purchase(t, "team", 5)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -206,7 +206,7 @@ func TestApprovalAndRefusedChangeReachChat(t *testing.T) {
 	if _, err := s.Subs.Confirm(ctx, res.Subscription); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "waiting for approval", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingApproval })
+	s.WaitState(t, p.SubscriptionID, "waiting for approval", func(st subscription.State) bool { return st.Phase == subscription.PhaseAwaitingApproval })
 	text := func(r received) string {
 		var m map[string]string
 		_ = json.Unmarshal(r.body, &m)
@@ -235,8 +235,8 @@ func TestApprovalAndRefusedChangeReachChat(t *testing.T) {
 	if _, err := s.Subs.Approve(ctx, p.SubscriptionID, 0); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool {
-		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st subscription.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle
 	})
 	if _, err := s.Emu.Emulator.CustomerChangeQuantity(p.SubscriptionID, 50); err != nil {
 		t.Fatal(err)
