@@ -1,8 +1,13 @@
+// Package activities is what every activity of the engine shares: one failure taxonomy (MapError turns
+// Marketplace and provisioning failures into typed Temporal errors), the retry options workflows call them
+// with, and logging that says a retried failure once. Each workflow's activities live in a sub-package
+// named for it: subscription, metering, reconciliation.
 package activities
 
 import (
 	"context"
 	"errors"
+	"go.temporal.io/sdk/activity"
 	"net/http"
 
 	"go.temporal.io/sdk/temporal"
@@ -56,11 +61,17 @@ func Failure(err error) (MarketplaceFailure, bool) {
 // MapError turns a Marketplace or provisioning failure into the application error Temporal should see:
 // retryable ones (marketplace.IsRetryable) keep retrying, honouring Retry-After through NextRetryDelay;
 // every other Marketplace failure stops at once, whatever its status, and carries a type the workflow can
-// switch on. A cut-short attempt is retried. Other errors pass through and are retried.
-func MapError(err error) error { return mapError(err, 0) }
-
-// mapError is MapError recording the attempt (0 outside an activity) in Marketplace failures.
-func mapError(err error, attempt int32) error {
+// switch on. An attempt cut short (worker shutting down, activity timeout: ctx is done, whatever err says of
+// itself) is retried. Other errors pass through and are retried. Inside an activity the attempt is recorded
+// in Marketplace failures.
+func MapError(ctx context.Context, err error) error {
+	var attempt int32
+	if activity.IsActivity(ctx) {
+		attempt = activity.GetInfo(ctx).Attempt
+	}
+	if err != nil && ctx.Err() != nil {
+		return temporal.NewApplicationError(err.Error(), ErrMarketplaceRetryable)
+	}
 	if err == nil {
 		return nil
 	}

@@ -30,9 +30,10 @@ import (
 	"saasengine/devserver"
 	"saasengine/emulator"
 	"saasengine/engine"
-	"saasengine/reconcile"
+	"saasengine/internal/devmail"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/reconciliation"
+	"saasengine/workflows/subscription"
 )
 
 // devAdminToken is the admin API's token when ADMIN_TOKEN is not set and the stack runs its own emulator:
@@ -47,6 +48,10 @@ type Options struct {
 	UIPort       int    // Temporal Web UI; default 8233; -1 for none
 	EmulatorAddr string // default 127.0.0.1:3978
 	HTTPAddr     string // webhook, landing page, admin API; default 127.0.0.1:8080
+	// SMTPAddr is where the development mail server listens (any free loopback port by default; "off":
+	// none). It runs with the emulator when NOTIFY_SMTP_HOST is not set, receives the notification
+	// e-mails and shows them at EmulatorURL/dev/mail.
+	SMTPAddr string
 	// Getenv reads configuration; default os.Getenv.
 	Getenv func(string) string
 	// Logger defaults to a console logger at LOG_LEVEL.
@@ -67,6 +72,10 @@ type Stack struct {
 	AdminToken  string
 	Client      client.Client
 	Emulator    *emulator.Emulator
+	// Mail is the development mail server; nil when NOTIFY_SMTP_HOST names a real one, or with no emulator.
+	Mail *devmail.Server
+	// MailURL is the page that shows what Mail received.
+	MailURL string
 
 	log     *zap.Logger
 	closers []func()
@@ -114,6 +123,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		s.EmulatorURL = ""
 	}
 
+	if useEmulator && strings.TrimSpace(getenv("NOTIFY_SMTP_HOST")) == "" && o.SMTPAddr != "off" {
+		if getenv, err = s.startMail(o.SMTPAddr, getenv); err != nil {
+			return nil, fmt.Errorf("development mail server (-smtp-addr %s): %w", o.SMTPAddr, err)
+		}
+	}
+
 	obs := config.ObservabilityFromEnv(getenv)
 	s.log = o.Logger
 	if s.log == nil {
@@ -139,6 +154,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	nc, err := config.NotifyFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
 	s.TemporalAt, s.Namespace, s.WebhookPath, s.AdminToken = tc.Address, tc.Namespace, wc.Path, wc.AdminToken
 	if !useEmulator && s.AdminToken == "" {
 		s.log.Warn("admin API off: pointed at Microsoft's marketplace API, the development admin token is not used; set ADMIN_TOKEN to turn the admin API on")
@@ -160,7 +179,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if !external("TEMPORAL_ADDRESS") {
 		dev, err := devserver.Start(ctx, devserver.Config{
 			DataDir: o.DataDir, Namespace: tc.Namespace, FrontendPort: o.TemporalPort, UIPort: o.UIPort,
-			SearchAttributes: workflows.SearchAttributes(),
+			SearchAttributes: subscription.SearchAttributes(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("embedded Temporal: %w", err)
@@ -194,7 +213,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 		s.Emulator = emu
 		s.closers = append(s.closers, func() { _ = emu.Close() })
-		if err := s.serve(o.EmulatorAddr, emu); err != nil {
+		var h http.Handler = emu
+		if s.Mail != nil {
+			// The development inbox beside the emulator: both stand in for the outside world.
+			mux := http.NewServeMux()
+			mux.Handle("/dev/mail", s.Mail)
+			mux.Handle("/", emu)
+			h = mux
+			s.MailURL = s.EmulatorURL + "/dev/mail"
+		}
+		if err := s.serve(o.EmulatorAddr, h); err != nil {
 			return nil, fmt.Errorf("emulator: %w", err)
 		}
 	}
@@ -206,7 +234,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.Client = c
 	s.closers = append(s.closers, c.Close)
-	api, err := engine.MarketplaceClient(mc, s.log.Named("marketplace"))
+	if !external("TEMPORAL_ADDRESS") {
+		// A namespace an earlier version made gains the search attributes added since.
+		if err := subscription.RegisterSearchAttributes(ctx, c.OperatorService(), tc.Namespace); err != nil {
+			return nil, fmt.Errorf("embedded Temporal: %w", err)
+		}
+	}
+	api, err := mc.NewClient(s.log.Named("marketplace"))
 	if err != nil {
 		return nil, err
 	}
@@ -218,11 +252,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		s.closers = append(s.closers, func() { _ = closer.Close() })
 	}
 	if interval > 0 {
-		if err := reconcile.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
+		if err := reconciliation.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
 			return nil, err
 		}
 	}
-	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker"), Workflow: workflows.Options{RequireApproval: wk.RequireApproval}}
+	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker"), Workflow: subscription.Options{RequireApproval: wk.RequireApproval},
+		Notify: engine.Notifier(nc, s.log.Named("notify"))}
 	engine.SetWorkflowCacheSize(wk)
 	w := engine.NewWorker(c, tc.TaskQueue, deps, engine.WorkerOptions(wk))
 	if err := w.Start(); err != nil {
@@ -256,6 +291,11 @@ func environment(o Options, emulatorURL, sessionKey string) (_ config.Getenv, us
 		"PROVISIONING_DEMO_FILE": filepath.Join(o.DataDir, "tenants.db"),
 		"TEMPORAL_ADDRESS":       fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
 		"RECONCILE_INTERVAL":     "1h",
+		// Links in notifications lead to this stack's admin API and Web UI.
+		"NOTIFY_ADMIN_URL": "http://" + o.HTTPAddr,
+	}
+	if set("TEMPORAL_ADDRESS") == "" && o.UIPort > 0 {
+		defaults["NOTIFY_TEMPORAL_UI_URL"] = fmt.Sprintf("http://127.0.0.1:%d", o.UIPort)
 	}
 	if useEmulator {
 		defaults["ADMIN_TOKEN"] = devAdminToken
@@ -282,6 +322,28 @@ func environment(o Options, emulatorURL, sessionKey string) (_ config.Getenv, us
 		}
 		return defaults[k]
 	}), useEmulator, nil
+}
+
+// startMail runs the development mail server and points the notification e-mails at it, unencrypted on
+// loopback, to an operators' address that goes nowhere else.
+func (s *Stack) startMail(addr string, getenv config.Getenv) (config.Getenv, error) {
+	m, err := devmail.Start(devmail.Options{Addr: addr})
+	if err != nil {
+		return nil, err
+	}
+	s.Mail = m
+	s.closers = append(s.closers, func() { _ = m.Close() })
+	host, port, _ := net.SplitHostPort(m.Addr)
+	defaults := map[string]string{
+		"NOTIFY_SMTP_HOST": host, "NOTIFY_SMTP_PORT": port, "NOTIFY_SMTP_TLS": "none",
+		"NOTIFY_EMAIL_FROM": "saasengine <saasengine@localhost>", "NOTIFY_EMAIL_TO": "operators@localhost",
+	}
+	return func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return defaults[k]
+	}, nil
 }
 
 // Close stops everything, newest first.
@@ -321,6 +383,9 @@ func (s *Stack) Banner() string {
 		fmt.Fprintf(&b, "  Admin API           %s/admin/subscriptions   (Authorization: Bearer $ADMIN_TOKEN)\n", s.HTTPURL)
 	}
 	fmt.Fprintf(&b, "  Operator CLI        go run ./starter --help\n")
+	if s.MailURL != "" {
+		fmt.Fprintf(&b, "  Notifications       %s   (e-mail to operators, received by the development SMTP server at %s)\n", s.MailURL, s.Mail.Addr)
+	}
 	if s.MetricsURL != "" {
 		fmt.Fprintf(&b, "  Metrics (worker)    %s   (Temporal SDK, metering, reconciliation)\n", s.MetricsURL)
 	}

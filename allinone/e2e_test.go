@@ -17,8 +17,9 @@ import (
 	"time"
 
 	"saasengine/emulator"
+	"saasengine/internal/devmail"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // The end-to-end test runs what `go run ./cmd/allinone` runs, in process, and drives it only through
@@ -75,8 +76,8 @@ func (e e2e) customer(id, action, body string) {
 	}
 }
 
-func (e e2e) state(id string) workflows.State {
-	var st workflows.State
+func (e e2e) state(id string) subscription.State {
+	var st subscription.State
 	e.call("GET", e.stack.HTTPURL+"/admin/subscriptions/"+id, "", true, &st)
 	return st
 }
@@ -159,7 +160,7 @@ func (e e2e) buy(plan string, qty int64) string {
 	return p.SubscriptionID
 }
 
-func agree(st workflows.State, ms marketplace.Subscription) bool {
+func agree(st subscription.State, ms marketplace.Subscription) bool {
 	return st.Status == ms.Status && st.PlanID == ms.PlanID && st.Quantity == int64(ms.Quantity) &&
 		st.Term.EndDate.Equal(ms.Term.EndDate.Time)
 }
@@ -202,7 +203,7 @@ func TestEndToEnd(t *testing.T) {
 			e.customer(id, "change-quantity", `{"quantity":150}`)
 			e.waitFor("rejected change settled", func() bool {
 				for _, a := range e.state(id).Audit {
-					if a.Kind == "decided" && a.To == workflows.OutcomeRejected {
+					if a.Kind == "decided" && a.To == subscription.OutcomeRejected {
 						return true
 					}
 				}
@@ -212,7 +213,7 @@ func TestEndToEnd(t *testing.T) {
 			if q := e.microsoft(id).Quantity; q != 20 {
 				t.Fatalf("rejected change applied at Microsoft: %d", q)
 			}
-			var res workflows.CommandResult
+			var res subscription.CommandResult
 			if code := e.call("POST", stack.HTTPURL+"/admin/subscriptions/"+id+"/plan", `{"planId":"enterprise"}`, true, &res); code != 200 || res.Status != "Succeeded" {
 				t.Fatalf("publisher plan change: %d %+v", code, res)
 			}
@@ -320,6 +321,33 @@ func TestEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "# TYPE "+counter+" counter") {
 			t.Errorf("%s: %d, no counter %s:\n%.2000s", u, resp.StatusCode, counter, page)
+		}
+	}
+
+	// The operators were told by e-mail, which the development mail server received and its page (named in
+	// the banner) shows: the refused seat change, the suspension, the reinstatement and the end.
+	if stack.Mail == nil || stack.MailURL == "" || !strings.Contains(banner, stack.MailURL) {
+		t.Fatalf("no development mail server named in the banner:\n%s", banner)
+	}
+	want := map[string]string{"[change-refused]": ids["seats"], "[suspended]": ids["suspend"], "[reinstated]": ids["suspend"], "[unsubscribed]": ids["suspend"]}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for prefix, id := range want {
+		if _, err := stack.Mail.Wait(ctx, func(m devmail.Message) bool {
+			return strings.HasPrefix(m.Subject, prefix) && strings.Contains(m.Subject, id)
+		}); err != nil {
+			t.Errorf("no %s mail about %s: %v", prefix, id, err)
+		}
+	}
+	resp, err := http.Get(stack.MailURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for prefix := range want {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), html.EscapeString(prefix)) {
+			t.Errorf("%s: %d, no %s mail shown:\n%.3000s", stack.MailURL, resp.StatusCode, prefix, page)
 		}
 	}
 }

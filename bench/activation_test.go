@@ -10,7 +10,7 @@ import (
 
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // BenchmarkActivation activates k new purchases at once through the engine (the landing page's
@@ -24,8 +24,8 @@ func BenchmarkActivation(b *testing.B) {
 	k := size(b, "BENCH_ACTIVATIONS", 20)
 	s := stacktest.Start(b, stacktest.Options{NoWorker: true})
 	startWorker(b, s)
-	engineDone := fmt.Sprintf("WorkflowType = %q AND %s = %q AND %s = %q", workflows.WorkflowType,
-		workflows.SaaSPhase.GetName(), workflows.PhaseIdle, workflows.SaaSStatus.GetName(), marketplace.StatusSubscribed)
+	engineDone := fmt.Sprintf("WorkflowType = %q AND %s = %q AND %s = %q", subscription.WorkflowType,
+		subscription.SaaSPhase.GetName(), subscription.PhaseIdle, subscription.SaaSStatus.GetName(), marketplace.StatusSubscribed)
 	bareDone := fmt.Sprintf("WorkflowType = %q AND ExecutionStatus = 'Completed'", BareActivationType)
 	var engineTime, bareTime time.Duration
 	var engineN, bareN int64

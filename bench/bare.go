@@ -6,9 +6,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"saasengine/activities"
+	subacts "saasengine/activities/subscription"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // Names of the baseline workflows: Temporal alone, none of the engine's logic.
@@ -18,7 +19,7 @@ const (
 )
 
 // acts names the activities for ExecuteActivity, as the subscription workflow does.
-var acts *activities.Activities
+var acts *subacts.Activities
 
 // BareInput starts a bare idle workflow.
 type BareInput struct {
@@ -31,7 +32,7 @@ type BareInput struct {
 // attribute, answer a query and wait for signals.
 func BareIdle(ctx workflow.Context, in BareInput) error {
 	sub := in.Subscription
-	if err := workflow.SetQueryHandler(ctx, workflows.QueryState, func() (marketplace.Subscription, error) { return sub, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, subscription.QueryState, func() (marketplace.Subscription, error) { return sub, nil }); err != nil {
 		return err
 	}
 	if in.Provision {
@@ -41,10 +42,10 @@ func BareIdle(ctx workflow.Context, in BareInput) error {
 			return err
 		}
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.SaaSPhase.ValueSet(string(workflows.PhaseIdle))); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, subscription.SaaSPhase.ValueSet(string(subscription.PhaseIdle))); err != nil {
 		return err
 	}
-	ch := workflow.GetSignalChannel(ctx, workflows.SignalSnapshot)
+	ch := workflow.GetSignalChannel(ctx, subscription.SignalSnapshot)
 	for {
 		ch.Receive(ctx, &sub)
 	}
@@ -60,7 +61,7 @@ func BareActivation(ctx workflow.Context, sub marketplace.Subscription) error {
 	if err := workflow.ExecuteActivity(prov, acts.Provision, req).Get(ctx, nil); err != nil {
 		return err
 	}
-	in := activities.ActivateInput{SubscriptionID: sub.ID, PlanID: sub.PlanID, Quantity: int64(sub.Quantity)}
+	in := subacts.ActivateInput{SubscriptionID: sub.ID, PlanID: sub.PlanID, Quantity: int64(sub.Quantity)}
 	if err := workflow.ExecuteActivity(reads, acts.Activate, in).Get(ctx, nil); err != nil {
 		return err
 	}

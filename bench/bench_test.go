@@ -19,7 +19,7 @@ import (
 	"saasengine/engine"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 func TestMain(m *testing.M) {
@@ -166,5 +166,5 @@ func waitCount(tb testing.TB, c client.Client, query string, want int64, within 
 
 // idleQuery counts the workflows of a type on a task queue that show phase Idle.
 func idleQuery(workflowType, taskQueue string) string {
-	return fmt.Sprintf("WorkflowType = %q AND TaskQueue = %q AND %s = %q", workflowType, taskQueue, workflows.SaaSPhase.GetName(), workflows.PhaseIdle)
+	return fmt.Sprintf("WorkflowType = %q AND TaskQueue = %q AND %s = %q", workflowType, taskQueue, subscription.SaaSPhase.GetName(), subscription.PhaseIdle)
 }

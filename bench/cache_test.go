@@ -7,8 +7,7 @@ import (
 
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/subscriptions"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // WORKFLOW_CACHE_SIZE bounds how many subscription workflows a worker process keeps in memory: a worker
@@ -20,9 +19,9 @@ func TestWorkflowCacheSizeBoundsWorkerProcess(t *testing.T) {
 	const taskQueue = "bench-cache-test"
 	p := startWorkerProc(t, testBinary(t), s, "engine", taskQueue, cache)
 	subs := seed(t, s.Emu.Emulator, n, marketplace.StatusSubscribed)
-	eng := subscriptions.New(s.Client, taskQueue, workflows.Options{})
+	eng := subscription.New(s.Client, taskQueue, subscription.Options{})
 	each(t, subs, n, func(ctx context.Context, sub marketplace.Subscription) error { return eng.Snapshot(ctx, sub) })
-	waitCount(t, s.Client, idleQuery(workflows.WorkflowType, taskQueue), n, 2*time.Minute)
+	waitCount(t, s.Client, idleQuery(subscription.WorkflowType, taskQueue), n, 2*time.Minute)
 	st := p.stats(t)
 	if st.Cached < 1 || st.Cached > cache {
 		t.Fatalf("%d workflows cached with WORKFLOW_CACHE_SIZE=%d after %d adoptions (stats %+v)", st.Cached, cache, n, st)

@@ -10,8 +10,7 @@ import (
 
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/subscriptions"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // memSample is one worker process's cost of n idle workflows.
@@ -98,9 +97,9 @@ func measureMemory(tb testing.TB, s *stacktest.Stack, role, taskQueue string, n,
 	switch role {
 	case "engine":
 		// Adoption's own path: the snapshot reconciliation sends for a subscription it does not know.
-		eng := subscriptions.New(s.Client, taskQueue, workflows.Options{})
+		eng := subscription.New(s.Client, taskQueue, subscription.Options{})
 		each(tb, subs, 20, func(ctx context.Context, sub marketplace.Subscription) error { return eng.Snapshot(ctx, sub) })
-		waitCount(tb, s.Client, idleQuery(workflows.WorkflowType, taskQueue), int64(n), time.Duration(n)*100*time.Millisecond+5*time.Minute)
+		waitCount(tb, s.Client, idleQuery(subscription.WorkflowType, taskQueue), int64(n), time.Duration(n)*100*time.Millisecond+5*time.Minute)
 	case "bare":
 		each(tb, subs, 20, func(ctx context.Context, sub marketplace.Subscription) error {
 			_, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-bare/" + taskQueue + "/" + sub.ID, TaskQueue: taskQueue},

@@ -15,7 +15,7 @@ import (
 
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // reconcileConcurrency is reconciliation's default number of subscriptions checked at once per page; the
@@ -39,7 +39,7 @@ func BenchmarkReconcile(b *testing.B) {
 	if rep := s.Reconcile(b, within); rep.Adopted != n {
 		b.Fatalf("adoption: %s", rep)
 	}
-	waitCount(b, s.Client, idleQuery(workflows.WorkflowType, s.TaskQueue), int64(n), within)
+	waitCount(b, s.Client, idleQuery(subscription.WorkflowType, s.TaskQueue), int64(n), within)
 	var engineTime, rawTime time.Duration
 	b.ResetTimer()
 	for i := range b.N {
@@ -53,7 +53,7 @@ func BenchmarkReconcile(b *testing.B) {
 		}
 		runRaw := func() {
 			start := time.Now()
-			seen := rawWalk(b, s, workflows.WorkflowID, nil)
+			seen := rawWalk(b, s, subscription.WorkflowID, nil)
 			rawTime += time.Since(start)
 			if seen != n {
 				b.Fatalf("raw walk %d saw %d of %d", i, seen, n)
@@ -121,11 +121,11 @@ func rawCheck(ctx context.Context, s *stacktest.Stack, id string, sub marketplac
 	if d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return nil
 	}
-	v, err := s.Client.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	v, err := s.Client.QueryWorkflow(ctx, id, "", subscription.QueryState)
 	if err != nil {
 		return fmt.Errorf("query %s: %w", sub.ID, err)
 	}
-	var st workflows.State
+	var st subscription.State
 	if err := v.Get(&st); err != nil {
 		return err
 	}
@@ -170,13 +170,13 @@ func BenchmarkAdoption(b *testing.B) {
 				if rep := s.Reconcile(sc, within); rep.Adopted != m {
 					b.Fatalf("adoption of %d: %s", m, rep)
 				}
-				waitCount(sc, s.Client, idleQuery(workflows.WorkflowType, s.TaskQueue), int64(m), within)
+				waitCount(sc, s.Client, idleQuery(subscription.WorkflowType, s.TaskQueue), int64(m), within)
 				engineTime[j] += time.Since(start)
 			}
 			runBare := func() {
 				start := time.Now()
 				seen := rawWalk(sc, s, bareAdoptID, func(ctx context.Context, sub marketplace.Subscription) error {
-					_, err := s.Client.SignalWithStartWorkflow(ctx, bareAdoptID(sub.ID), workflows.SignalSnapshot, sub,
+					_, err := s.Client.SignalWithStartWorkflow(ctx, bareAdoptID(sub.ID), subscription.SignalSnapshot, sub,
 						client.StartWorkflowOptions{TaskQueue: s.TaskQueue}, BareIdleType, BareInput{Subscription: sub, Provision: true})
 					return err
 				})

@@ -70,7 +70,7 @@ func RunWorker(role string) error {
 		if err != nil {
 			return err
 		}
-		api, err := engine.MarketplaceClient(config.MarketplaceFromEnv(getenv), logger)
+		api, err := config.MarketplaceFromEnv(getenv).NewClient(logger)
 		if err != nil {
 			return err
 		}

@@ -162,3 +162,12 @@ func (m Marketplace) TokenSource() (marketplace.TokenSource, error) {
 	}
 	return marketplace.NewMSALTokenSource(cfg)
 }
+
+// NewClient builds the Marketplace client this configuration describes, with its Entra ID token source.
+func (m Marketplace) NewClient(logger *zap.Logger) (*marketplace.Client, error) {
+	tokens, err := m.TokenSource()
+	if err != nil {
+		return nil, err
+	}
+	return marketplace.NewClient(m.BaseURL, tokens, marketplace.WithLogger(logger))
+}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -132,10 +131,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("devserver: start: %w", err)
 	}
 	s := &Server{cfg: cfg, temporal: srv, hostPort: net.JoinHostPort(cfg.IP, strconv.Itoa(cfg.FrontendPort))}
-	if err := s.registerSearchAttributes(ctx); err != nil {
-		_ = srv.Stop()
-		return nil, err
-	}
 	if cfg.UIPort > 0 {
 		s.ui = uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
 			TemporalGRPCAddress: s.hostPort,
@@ -172,46 +167,6 @@ func (s *Server) Stop() error {
 		s.ui.Stop()
 	}
 	return s.temporal.Stop()
-}
-
-// registerSearchAttributes adds the configured attributes the namespace lacks. A namespace created by an
-// earlier version of the engine gains the attributes added since.
-func (s *Server) registerSearchAttributes(ctx context.Context) error {
-	if len(s.cfg.SearchAttributes) == 0 {
-		return nil
-	}
-	c, err := dial(ctx, s.hostPort, s.cfg.Namespace)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return RegisterSearchAttributes(ctx, c.OperatorService(), s.cfg.Namespace, s.cfg.SearchAttributes)
-}
-
-// RegisterSearchAttributes adds to namespace the attributes it lacks, through the operator service of any
-// Temporal deployment (the CLI uses it against real clusters).
-func RegisterSearchAttributes(ctx context.Context, op operatorservice.OperatorServiceClient, namespace string, want map[string]enumspb.IndexedValueType) error {
-	have, err := op.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for name, typ := range want {
-		if cur, ok := have.GetCustomAttributes()[name]; ok {
-			if cur != typ {
-				return fmt.Errorf("search attribute %s exists as %s, want %s", name, cur, typ)
-			}
-			continue
-		}
-		missing[name] = typ
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if _, err := op.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
-		return fmt.Errorf("add search attributes: %w", err)
-	}
-	return nil
 }
 
 // dial connects a client, retrying while the freshly started frontend comes up.

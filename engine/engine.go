@@ -13,26 +13,30 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
-	"saasengine/activities"
+	meteracts "saasengine/activities/metering"
+	"saasengine/activities/notification"
+	reconacts "saasengine/activities/reconciliation"
+	subacts "saasengine/activities/subscription"
 	"saasengine/config"
 	"saasengine/marketplace"
-	"saasengine/metering"
 	"saasengine/provisioning"
-	"saasengine/reconcile"
-	"saasengine/subscriptions"
-	"saasengine/workflows"
+	"saasengine/workflows/metering"
+	"saasengine/workflows/reconciliation"
+	"saasengine/workflows/subscription"
 )
 
 // Deps are what the worker's activities talk to.
 type Deps struct {
 	Marketplace *marketplace.Client
-	Provisioner activities.Provisioner
+	Provisioner subacts.Provisioner
 	Logger      *zap.Logger
 	// ReconcileConcurrency bounds parallel checks within a reconciliation page; default 10.
 	ReconcileConcurrency int
 	// Workflow are the options of the workflows the worker starts (reconciliation's adoptions); set
 	// RequireApproval as the webhook server does, or adopted subscriptions skip the operator's approval.
-	Workflow workflows.Options
+	Workflow subscription.Options
+	// Notify sends notices to operators (see Notifier); nil sends none.
+	Notify *notification.Activities
 }
 
 // WorkerOptions are the worker's options from configuration: a stop timeout lets running activities
@@ -54,22 +58,26 @@ func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) w
 		d.Logger = zap.NewNop()
 	}
 	w := worker.New(c, taskQueue, opts)
-	w.RegisterWorkflowWithOptions(workflows.SubscriptionWorkflow, workflow.RegisterOptions{Name: workflows.WorkflowType})
-	w.RegisterActivity(&activities.Activities{Marketplace: d.Marketplace, Provisioner: d.Provisioner, Logger: d.Logger})
-	w.RegisterWorkflowWithOptions(reconcile.Workflow, workflow.RegisterOptions{Name: reconcile.WorkflowType})
-	w.RegisterActivity(&reconcile.Activities{
+	w.RegisterWorkflowWithOptions(subscription.SubscriptionWorkflow, workflow.RegisterOptions{Name: subscription.WorkflowType})
+	w.RegisterActivity(&subacts.Activities{Marketplace: d.Marketplace, Provisioner: d.Provisioner, Logger: d.Logger})
+	w.RegisterWorkflowWithOptions(reconciliation.Workflow, workflow.RegisterOptions{Name: reconciliation.WorkflowType})
+	w.RegisterActivity(&reconacts.Activities{
 		Marketplace: d.Marketplace,
 		// Reconciliation reaches subscription workflows through the same client the webhook server uses.
-		Engine:      subscriptions.New(c, taskQueue, d.Workflow),
+		Engine:      subscriptionView{subscription.New(c, taskQueue, d.Workflow)},
 		Concurrency: d.ReconcileConcurrency,
 	})
 	w.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})
-	w.RegisterActivity(&metering.Activities{Marketplace: d.Marketplace})
+	w.RegisterActivity(&meteracts.Activities{Marketplace: d.Marketplace})
+	if d.Notify == nil {
+		d.Notify = &notification.Activities{Logger: d.Logger}
+	}
+	w.RegisterActivity(d.Notify)
 	return w
 }
 
 // Provisioner builds the configured provisioner.
-func Provisioner(p config.Provisioning) (activities.Provisioner, error) {
+func Provisioner(p config.Provisioning) (subacts.Provisioner, error) {
 	switch p.Mode {
 	case "http":
 		return &provisioning.HTTP{BaseURL: p.URL, Secret: p.Secret, Client: &http.Client{Timeout: p.Timeout}}, nil
@@ -81,13 +89,4 @@ func Provisioner(p config.Provisioning) (activities.Provisioner, error) {
 		d.MaxQuantity = p.DemoMaxQuantity
 		return d, nil
 	}
-}
-
-// MarketplaceClient builds the Marketplace client from configuration.
-func MarketplaceClient(m config.Marketplace, logger *zap.Logger) (*marketplace.Client, error) {
-	tokens, err := m.TokenSource()
-	if err != nil {
-		return nil, err
-	}
-	return marketplace.NewClient(m.BaseURL, tokens, marketplace.WithLogger(logger))
 }

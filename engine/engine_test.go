@@ -16,8 +16,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
-	"saasengine/subscriptions"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // These tests run the production worker wiring (engine.NewWorker) on a real Temporal server against the
@@ -38,7 +37,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // applied exactly once. With RECORD_HISTORIES set its workflow histories are written to
 // workflows/testdata for the replay test (see recordEnv).
 func TestWholeLifecycle(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{DemoMaxQuantity: 40, Workflow: workflows.Options{MaxEvents: 4}})
+	s := stacktest.Start(t, stacktest.Options{DemoMaxQuantity: 40, Workflow: subscription.Options{MaxEvents: 4}})
 	emu := s.Emu.Emulator
 	ctx := context.Background()
 	id := s.Activated(t, "team", 10)
@@ -49,7 +48,7 @@ func TestWholeLifecycle(t *testing.T) {
 
 	// Customer changes: one accepted, one refused by the ISV's provisioning (over 40 seats).
 	op, _ := emu.CustomerChangeQuantity(id, 20)
-	s.WaitState(t, id, "20 seats", func(st workflows.State) bool { return st.Quantity == 20 })
+	s.WaitState(t, id, "20 seats", func(st subscription.State) bool { return st.Quantity == 20 })
 	if n := s.Provisioner.Applied(key(op.ID)); n != 1 {
 		t.Fatalf("change applied %d times", n)
 	}
@@ -64,13 +63,17 @@ func TestWholeLifecycle(t *testing.T) {
 	if err != nil || res.Status != "Succeeded" {
 		t.Fatalf("publisher change: %+v %v", res, err)
 	}
-	s.WaitState(t, id, "enterprise, 50 seats", func(st workflows.State) bool { return st.PlanID == "enterprise" && st.Quantity == 50 })
+	s.WaitState(t, id, "enterprise, 50 seats", func(st subscription.State) bool { return st.PlanID == "enterprise" && st.Quantity == 50 })
 
 	// Payment trouble and its end.
 	susp, _ := emu.Suspend(id)
-	s.WaitState(t, id, "suspended", func(st workflows.State) bool { return st.TenantSuspended && st.Status == marketplace.StatusSuspended })
+	s.WaitState(t, id, "suspended", func(st subscription.State) bool {
+		return st.TenantSuspended && st.Status == marketplace.StatusSuspended
+	})
 	emu.Reinstate(id)
-	s.WaitState(t, id, "reinstated", func(st workflows.State) bool { return !st.TenantSuspended && st.Status == marketplace.StatusSubscribed })
+	s.WaitState(t, id, "reinstated", func(st subscription.State) bool {
+		return !st.TenantSuspended && st.Status == marketplace.StatusSubscribed
+	})
 	if n := s.Provisioner.Applied(key(susp.ID)); n != 1 {
 		t.Fatalf("suspended %d times", n)
 	}
@@ -78,11 +81,11 @@ func TestWholeLifecycle(t *testing.T) {
 	// Renewal moves the term.
 	before, _ := emu.Subscription(id)
 	emu.Renew(id)
-	s.WaitState(t, id, "renewed", func(st workflows.State) bool { return st.Term.EndDate.After(before.Term.EndDate.Time) })
+	s.WaitState(t, id, "renewed", func(st subscription.State) bool { return st.Term.EndDate.After(before.Term.EndDate.Time) })
 
 	// The customer cancels: deprovisioned once, the workflow ends.
 	emu.Unsubscribe(id)
-	st := s.WaitState(t, id, "deprovisioned", func(st workflows.State) bool { return !st.DeprovisionedAt.IsZero() })
+	st := s.WaitState(t, id, "deprovisioned", func(st subscription.State) bool { return !st.DeprovisionedAt.IsZero() })
 	if st.Runs < 2 {
 		t.Errorf("with MaxEvents 4 the workflow should have continued as new; runs %d", st.Runs)
 	}
@@ -90,14 +93,14 @@ func TestWholeLifecycle(t *testing.T) {
 		t.Fatalf("deprovisioned %d times", n)
 	}
 	waitUntil(t, "workflow completed", func() bool {
-		d, err := s.Client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+		d, err := s.Client.DescribeWorkflowExecution(ctx, subscription.WorkflowID(id), "")
 		return err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
 	})
 	if sub, _ := emu.Subscription(id); sub.Status != marketplace.StatusUnsubscribed || sub.PlanID != st.PlanID || int64(sub.Quantity) != st.Quantity {
 		t.Fatalf("sides disagree at the end: Microsoft %+v, ours %s/%s/%d", sub, st.Status, st.PlanID, st.Quantity)
 	}
 
-	record(t, s.Client, workflows.WorkflowID(id), "lifecycle")
+	record(t, s.Client, subscription.WorkflowID(id), "lifecycle")
 }
 
 // A worker stopped in the middle of an activity (its call to Microsoft in flight) and a new one started
@@ -123,8 +126,8 @@ func TestWorkerKilledMidActivity(t *testing.T) {
 	time.Sleep(3 * time.Second) // Microsoft finishes the call the dead worker made
 	s.StartWorker(t)
 
-	st := s.WaitState(t, p.SubscriptionID, "Subscribed after the restart", func(st workflows.State) bool {
-		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	st := s.WaitState(t, p.SubscriptionID, "Subscribed after the restart", func(st subscription.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle
 	})
 	if !st.Provisioned || s.Provisioner.Applied(provisioning.IdempotencyKey(p.SubscriptionID, "activate")) != 1 {
 		t.Fatalf("provisioning after the restart: %+v", st)
@@ -150,7 +153,7 @@ func TestWebhooksWhileNoWorkerRuns(t *testing.T) {
 		return false
 	})
 	s.StartWorker(t)
-	s.WaitState(t, id, "suspended", func(st workflows.State) bool { return st.TenantSuspended })
+	s.WaitState(t, id, "suspended", func(st subscription.State) bool { return st.TenantSuspended })
 }
 
 // The worker binary's Prometheus endpoint carries the Temporal SDK's metrics.
@@ -169,7 +172,7 @@ func TestSDKMetricsReachPrometheus(t *testing.T) {
 	defer w.Stop()
 	id := s.Emu.Purchase(t, "basic", 0).SubscriptionID
 	sub, _ := s.Emu.Emulator.Subscription(id)
-	if err := subscriptions.New(c, s.TaskQueue, workflows.Options{}).Snapshot(context.Background(), sub); err != nil {
+	if err := subscription.New(c, s.TaskQueue, subscription.Options{}).Snapshot(context.Background(), sub); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "SDK metrics", func() bool {

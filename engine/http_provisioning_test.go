@@ -15,7 +15,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // isvService is an ISV's provisioning service as the README describes it: it checks every callback's
@@ -136,13 +136,13 @@ func TestLifecycleWithTheHTTPProvisioner(t *testing.T) {
 	if _, err := emu.CustomerChangeQuantity(id, 20); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, id, "20 seats", func(st workflows.State) bool { return st.Quantity == 20 })
+	s.WaitState(t, id, "20 seats", func(st subscription.State) bool { return st.Quantity == 20 })
 	if _, err := emu.CustomerChangeQuantity(id, 50); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, id, "the refusal decided", func(st workflows.State) bool {
+	s.WaitState(t, id, "the refusal decided", func(st subscription.State) bool {
 		for _, a := range st.Audit {
-			if a.Kind == "decided" && a.To == workflows.OutcomeRejected {
+			if a.Kind == "decided" && a.To == subscription.OutcomeRejected {
 				return true
 			}
 		}
@@ -155,17 +155,17 @@ func TestLifecycleWithTheHTTPProvisioner(t *testing.T) {
 	if _, err := emu.Suspend(id); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, id, "suspended", func(st workflows.State) bool { return st.TenantSuspended })
+	s.WaitState(t, id, "suspended", func(st subscription.State) bool { return st.TenantSuspended })
 	if _, err := emu.Reinstate(id); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, id, "reinstated", func(st workflows.State) bool {
+	s.WaitState(t, id, "reinstated", func(st subscription.State) bool {
 		return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended
 	})
 	if _, err := emu.Unsubscribe(id); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, id, "deprovisioned", func(st workflows.State) bool { return !st.DeprovisionedAt.IsZero() })
+	s.WaitState(t, id, "deprovisioned", func(st subscription.State) bool { return !st.DeprovisionedAt.IsZero() })
 
 	seats, suspended, gone, applied := isv.view()
 	if seats != 20 || suspended || !gone {

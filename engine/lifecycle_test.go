@@ -18,7 +18,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // Recording: RECORD_HISTORIES=<tag> go test -count=1 ./engine/ -run Lifecycle
@@ -48,16 +48,16 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 }
 
 // settled waits until the workflow is idle (nothing polled, nothing pending) and cond holds.
-func settled(t *testing.T, s *stacktest.Stack, id, what string, cond func(workflows.State) bool) workflows.State {
+func settled(t *testing.T, s *stacktest.Stack, id, what string, cond func(subscription.State) bool) subscription.State {
 	t.Helper()
-	return s.WaitState(t, id, what, func(st workflows.State) bool {
-		return st.Phase == workflows.PhaseIdle && st.Pending == nil && !st.TenantBehind() && cond(st)
+	return s.WaitState(t, id, what, func(st subscription.State) bool {
+		return st.Phase == subscription.PhaseIdle && st.Pending == nil && !st.TenantBehind() && cond(st)
 	})
 }
 
 // sidesAgree checks Microsoft's record (the emulator), the workflow's state and the ISV's tenant (the
 // demo provisioner) against each other.
-func sidesAgree(t *testing.T, s *stacktest.Stack, id, step string, st workflows.State) {
+func sidesAgree(t *testing.T, s *stacktest.Stack, id, step string, st subscription.State) {
 	t.Helper()
 	sub, ok := s.Emu.Emulator.Subscription(id)
 	if !ok {
@@ -75,7 +75,7 @@ func sidesAgree(t *testing.T, s *stacktest.Stack, id, step string, st workflows.
 	}
 	want := provisioning.TenantActive
 	switch {
-	case st.Phase == workflows.PhaseDeprovisioned:
+	case st.Phase == subscription.PhaseDeprovisioned:
 		want = provisioning.TenantDeprovisioned
 	case st.TenantSuspended:
 		want = provisioning.TenantSuspended
@@ -116,13 +116,13 @@ func waitOpStatus(t *testing.T, s *stacktest.Stack, id, opID string, want market
 	return op
 }
 
-func hasAudit(st workflows.State, kind, opID string) bool {
-	return slices.ContainsFunc(st.Audit, func(e workflows.AuditEntry) bool {
+func hasAudit(st subscription.State, kind, opID string) bool {
+	return slices.ContainsFunc(st.Audit, func(e subscription.AuditEntry) bool {
 		return e.Kind == kind && (opID == "" || e.OperationID == opID)
 	})
 }
 
-func seenOutcome(st workflows.State, opID string) string {
+func seenOutcome(st subscription.State, opID string) string {
 	for _, s := range st.SeenOperations {
 		if s.ID == opID {
 			return s.Outcome
@@ -132,15 +132,15 @@ func seenOutcome(st workflows.State, opID string) string {
 }
 
 // finalState waits for the workflow (following continue-as-new) to complete and returns its result.
-func finalState(t *testing.T, s *stacktest.Stack, id string) workflows.State {
+func finalState(t *testing.T, s *stacktest.Stack, id string) subscription.State {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var st workflows.State
-	if err := s.Client.GetWorkflow(ctx, workflows.WorkflowID(id), "").Get(ctx, &st); err != nil {
+	var st subscription.State
+	if err := s.Client.GetWorkflow(ctx, subscription.WorkflowID(id), "").Get(ctx, &st); err != nil {
 		t.Fatalf("workflow of %s did not complete: %v", id, err)
 	}
-	d, err := s.Client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+	d, err := s.Client.DescribeWorkflowExecution(ctx, subscription.WorkflowID(id), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 
 	// Purchase → landing confirmation → Subscribed, provisioned once.
 	id := s.Activated(t, "team", 10)
-	st := settled(t, s, id, "activated", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed })
+	st := settled(t, s, id, "activated", func(st subscription.State) bool { return st.Status == marketplace.StatusSubscribed })
 	if !st.Provisioned || !st.Confirmed || st.ActivatedAt.IsZero() {
 		t.Fatalf("after activation: %+v", st)
 	}
@@ -195,9 +195,9 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st = settled(t, s, id, "20 seats", func(st workflows.State) bool { return st.Quantity == 20 })
+	st = settled(t, s, id, "20 seats", func(st subscription.State) bool { return st.Quantity == 20 })
 	waitOpStatus(t, s, id, qty.ID, marketplace.OperationSucceeded)
-	if seenOutcome(st, qty.ID) != workflows.OutcomeAccepted {
+	if seenOutcome(st, qty.ID) != subscription.OutcomeAccepted {
 		t.Fatalf("seat change %s: outcome %q", qty.ID, seenOutcome(st, qty.ID))
 	}
 	sidesAgree(t, s, id, "customer seat change", st)
@@ -209,10 +209,10 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 		t.Fatal(err)
 	}
 	waitOpStatus(t, s, id, refused.ID, marketplace.OperationFailed)
-	st = settled(t, s, id, "refused plan change settled", func(st workflows.State) bool {
+	st = settled(t, s, id, "refused plan change settled", func(st subscription.State) bool {
 		return hasAudit(st, "change-not-applied", refused.ID)
 	})
-	if seenOutcome(st, refused.ID) != workflows.OutcomeRejected || st.PlanID != "team" {
+	if seenOutcome(st, refused.ID) != subscription.OutcomeRejected || st.PlanID != "team" {
 		t.Fatalf("refused plan change: outcome %q, plan %s", seenOutcome(st, refused.ID), st.PlanID)
 	}
 	if sub, _ := emu.Subscription(id); sub.PlanID != "team" {
@@ -231,7 +231,7 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 	if err != nil || res.Status != string(marketplace.OperationSucceeded) || res.OperationID == "" {
 		t.Fatalf("publisher plan change: %+v %v", res, err)
 	}
-	st = settled(t, s, id, "enterprise", func(st workflows.State) bool { return st.PlanID == "enterprise" && st.Quantity == 50 })
+	st = settled(t, s, id, "enterprise", func(st subscription.State) bool { return st.PlanID == "enterprise" && st.Quantity == 50 })
 	if op, _ := emulatorOp(s, id, res.OperationID); op.Status != marketplace.OperationSucceeded || op.OperationRequestSource != "Partner" {
 		t.Fatalf("publisher operation at Microsoft: %+v", op)
 	}
@@ -243,7 +243,7 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st = settled(t, s, id, "suspended", func(st workflows.State) bool {
+	st = settled(t, s, id, "suspended", func(st subscription.State) bool {
 		return st.Status == marketplace.StatusSuspended && st.TenantSuspended
 	})
 	sidesAgree(t, s, id, "suspend", st)
@@ -255,7 +255,7 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 		t.Fatal(err)
 	}
 	waitOpStatus(t, s, id, rein.ID, marketplace.OperationSucceeded)
-	st = settled(t, s, id, "reinstated", func(st workflows.State) bool {
+	st = settled(t, s, id, "reinstated", func(st subscription.State) bool {
 		return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended
 	})
 	sidesAgree(t, s, id, "reinstate", st)
@@ -267,7 +267,7 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st = settled(t, s, id, "renewed", func(st workflows.State) bool {
+	st = settled(t, s, id, "renewed", func(st subscription.State) bool {
 		return hasAudit(st, "renew", renew.ID) && st.Term.EndDate.After(before.Time)
 	})
 	sidesAgree(t, s, id, "renew", st)
@@ -277,7 +277,7 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 		t.Fatal(err)
 	}
 	final := finalState(t, s, id)
-	if final.Status != marketplace.StatusUnsubscribed || final.Phase != workflows.PhaseDeprovisioned || final.DeprovisionedAt.IsZero() || final.Provisioned {
+	if final.Status != marketplace.StatusUnsubscribed || final.Phase != subscription.PhaseDeprovisioned || final.DeprovisionedAt.IsZero() || final.Provisioned {
 		t.Fatalf("final state: %+v", final)
 	}
 	sidesAgree(t, s, id, "unsubscribe", final)
@@ -298,13 +298,13 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 		}
 	}
 
-	record(t, s.Client, workflows.WorkflowID(id), fmt.Sprintf("full-lifecycle-lag%ds", int(lag.Seconds())))
+	record(t, s.Client, subscription.WorkflowID(id), fmt.Sprintf("full-lifecycle-lag%ds", int(lag.Seconds())))
 }
 
 // Many changes from both sides in a workflow that continues as new every three inputs, ended by the
 // publisher's cancellation: the state survives the runs, and each change is applied once.
 func TestLifecycleChangeHeavyAcrossRuns(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{Workflow: workflows.Options{MaxEvents: 3}})
+	s := stacktest.Start(t, stacktest.Options{Workflow: subscription.Options{MaxEvents: 3}})
 	emu := s.Emu.Emulator
 	ctx := context.Background()
 	id := s.Activated(t, "team", 10)
@@ -324,7 +324,7 @@ func TestLifecycleChangeHeavyAcrossRuns(t *testing.T) {
 			}
 			keys = append(keys, res.OperationID)
 		}
-		st := settled(t, s, id, fmt.Sprintf("%d seats", n), func(st workflows.State) bool { return st.Quantity == n })
+		st := settled(t, s, id, fmt.Sprintf("%d seats", n), func(st subscription.State) bool { return st.Quantity == n })
 		sidesAgree(t, s, id, fmt.Sprintf("change %d", i), st)
 	}
 	// Reconciliation's nudge: nothing differs, nothing is applied.
@@ -332,7 +332,7 @@ func TestLifecycleChangeHeavyAcrossRuns(t *testing.T) {
 	if err := s.Subs.Snapshot(ctx, sub); err != nil {
 		t.Fatal(err)
 	}
-	st := settled(t, s, id, "snapshot handled", func(st workflows.State) bool { return st.Events >= 7 })
+	st := settled(t, s, id, "snapshot handled", func(st subscription.State) bool { return st.Events >= 7 })
 	sidesAgree(t, s, id, "snapshot", st)
 
 	res, err := s.Subs.Cancel(ctx, id)
@@ -340,7 +340,7 @@ func TestLifecycleChangeHeavyAcrossRuns(t *testing.T) {
 		t.Fatalf("cancel: %+v %v", res, err)
 	}
 	final := finalState(t, s, id)
-	if final.Status != marketplace.StatusUnsubscribed || final.Phase != workflows.PhaseDeprovisioned || final.Quantity != 18 {
+	if final.Status != marketplace.StatusUnsubscribed || final.Phase != subscription.PhaseDeprovisioned || final.Quantity != 18 {
 		t.Fatalf("final state: %+v", final)
 	}
 	if final.Runs < 3 {
@@ -349,7 +349,7 @@ func TestLifecycleChangeHeavyAcrossRuns(t *testing.T) {
 	sidesAgree(t, s, id, "cancel", final)
 	appliedOnce(t, s, id, append(keys, "deprovision")...)
 
-	record(t, s.Client, workflows.WorkflowID(id), "change-heavy")
+	record(t, s.Client, subscription.WorkflowID(id), "change-heavy")
 }
 
 // recordRunChain writes every run of a workflow, oldest first, to workflows/testdata as <name>.json (one
@@ -434,7 +434,7 @@ func TestWorkerStoppedDuringActivateRestarts(t *testing.T) {
 	s.StopWorker()
 	s.StartWorker(t)
 
-	st := settled(t, s, p.SubscriptionID, "Subscribed after the restart", func(st workflows.State) bool {
+	st := settled(t, s, p.SubscriptionID, "Subscribed after the restart", func(st subscription.State) bool {
 		return st.Status == marketplace.StatusSubscribed
 	})
 	t.Logf("Subscribed %s after the worker was stopped; Activate reached Microsoft %d times; retry found it already active: %v",
@@ -464,7 +464,7 @@ func TestLifecycleActivationThrottled(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := s.Activated(t, "team", 6)
-	st := settled(t, s, id, "Subscribed", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed })
+	st := settled(t, s, id, "Subscribed", func(st subscription.State) bool { return st.Status == marketplace.StatusSubscribed })
 	sidesAgree(t, s, id, "throttled activation", st)
 	appliedOnce(t, s, id, "activate")
 	if n := emu.Calls(emulator.EndpointGetSubscription, id); n < 3 {
@@ -479,7 +479,7 @@ func TestLifecycleActivationThrottled(t *testing.T) {
 	defer cancel()
 	scheduled := map[int64]*historypb.HistoryEvent{}
 	found := false
-	it := s.Client.GetWorkflowHistory(ctx, workflows.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := s.Client.GetWorkflowHistory(ctx, subscription.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() && !found {
 		ev, err := it.Next()
 		if err != nil {

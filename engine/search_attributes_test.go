@@ -10,13 +10,13 @@ import (
 	"saasengine/emulator"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // searchAttributes reads a workflow's search attributes as the Temporal UI shows them.
 func searchAttributes(t *testing.T, s *stacktest.Stack, id string) map[string]any {
 	t.Helper()
-	d, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(id), "")
+	d, err := s.Client.DescribeWorkflowExecution(context.Background(), subscription.WorkflowID(id), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,10 @@ func TestSearchAttributesFollowTheSubscription(t *testing.T) {
 	if err := s.Subs.Snapshot(context.Background(), p.Subscription); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "adopted", func(st workflows.State) bool { return st.Provisioned })
+	s.WaitState(t, p.SubscriptionID, "adopted", func(st subscription.State) bool { return st.Provisioned })
 
 	want := map[string]any{
-		"SaaSStatus": "Subscribed", "SaaSPhase": string(workflows.PhaseIdle), "SaaSOffer": emulator.DemoOfferID, "SaaSPlan": "team",
+		"SaaSStatus": "Subscribed", "SaaSPhase": string(subscription.PhaseIdle), "SaaSOffer": emulator.DemoOfferID, "SaaSPlan": "team",
 		"SaaSQuantity": float64(12), "SaaSBeneficiaryTenant": p.Subscription.Beneficiary.TenantID, "SaaSIsTest": true, "SaaSIsFreeTrial": false,
 	}
 	check := func(what string) {

@@ -28,13 +28,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	reconacts "saasengine/activities/reconciliation"
 	"saasengine/config"
-	"saasengine/devserver"
 	"saasengine/marketplace"
-	"saasengine/metering"
-	"saasengine/reconcile"
-	"saasengine/subscriptions"
-	"saasengine/workflows"
+	"saasengine/workflows/metering"
+	"saasengine/workflows/reconciliation"
+	"saasengine/workflows/subscription"
 )
 
 // Exit codes.
@@ -100,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	limit := fs.Int("limit", 100, "list: at most this many")
 	wait := fs.Bool("wait", false, "reconcile: wait for the run's report")
 	createNS := fs.Bool("create-namespace", false, "setup: create the namespace if missing (self-hosted clusters)")
-	interval := fs.Duration("reconcile-interval", reconcile.DefaultInterval, "setup: how often reconciliation runs")
+	interval := fs.Duration("reconcile-interval", reconciliation.DefaultInterval, "setup: how often reconciliation runs")
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	pos, err := parseInterspersed(fs, rest)
 	if err != nil {
@@ -136,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		defer c.Close()
 	}
-	subs := subscriptions.New(c, tc.TaskQueue, workflows.Options{})
+	subs := subscription.New(c, tc.TaskQueue, subscription.Options{})
 	grace, err := config.MeteringGrace(config.Getenv(getenv))
 	if err != nil {
 		fmt.Fprintln(stderr, "starter:", err)
@@ -154,11 +153,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	var result any
 	switch cmd {
 	case "list":
-		var all []subscriptions.Summary
+		var all []subscription.Summary
 		var token []byte
 		for {
-			var page []subscriptions.Summary
-			page, token, err = subs.List(ctx, subscriptions.Filter{Status: *status, Offer: *offer, Plan: *plan, PageSize: min(*limit, 1000), PageToken: token})
+			var page []subscription.Summary
+			page, token, err = subs.List(ctx, subscription.Filter{Status: *status, Offer: *offer, Plan: *plan, PageSize: min(*limit, 1000), PageToken: token})
 			all = append(all, page...)
 			if err != nil || len(token) == 0 || len(all) >= *limit {
 				break
@@ -185,13 +184,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "cancel":
 		result, err = subs.Cancel(ctx, pos[0])
 	case "approve":
-		var st *workflows.State
+		var st *subscription.State
 		if st, err = subs.Approve(ctx, pos[0], 0); err == nil {
 			st, err = waitActivation(ctx, subs, pos[0], st)
 		}
 		if err == nil {
 			out.value(st)
-			if st.Phase == workflows.PhaseActivationFailed {
+			if st.Phase == subscription.PhaseActivationFailed {
 				fmt.Fprintf(stderr, "starter approve: the activation failed: %s\n", st.LastError)
 				return exitRefused
 			}
@@ -229,7 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(stderr, cmd, err)
 	}
 	out.value(result)
-	if r, ok := result.(workflows.CommandResult); ok && r.Status != "Succeeded" {
+	if r, ok := result.(subscription.CommandResult); ok && r.Status != "Succeeded" {
 		return exitRefused
 	}
 	return exitOK
@@ -251,18 +250,18 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func fail(stderr io.Writer, cmd string, err error) int {
-	var ce *subscriptions.CommandError
+	var ce *subscription.CommandError
 	switch {
 	case errors.Is(err, metering.ErrNotFound):
 		fmt.Fprintf(stderr, "starter %s: no meter has run for this subscription in the last day\n", cmd)
 		return exitNotFound
-	case errors.Is(err, subscriptions.ErrNotFound):
+	case errors.Is(err, subscription.ErrNotFound):
 		fmt.Fprintf(stderr, "starter %s: no such subscription\n", cmd)
 		return exitNotFound
 	case errors.As(err, &ce):
 		fmt.Fprintf(stderr, "starter %s: refused: %s (%s)\n", cmd, ce.Message, ce.Code)
 		return exitRefused
-	case errors.Is(err, subscriptions.ErrEnded):
+	case errors.Is(err, subscription.ErrEnded):
 		fmt.Fprintf(stderr, "starter %s: the subscription has ended\n", cmd)
 		return exitRefused
 	}
@@ -314,7 +313,7 @@ func reportUsage(ctx context.Context, meter metering.Client, subscriptionID stri
 
 // waitActivation follows an approved subscription until its activation has an outcome, as the other
 // commands wait for Microsoft's: activated (or ended), failed, or waiting for the buyer again.
-func waitActivation(ctx context.Context, subs *subscriptions.Client, subscriptionID string, st *workflows.State) (*workflows.State, error) {
+func waitActivation(ctx context.Context, subs *subscription.Client, subscriptionID string, st *subscription.State) (*subscription.State, error) {
 	for !activationSettled(*st) {
 		select {
 		case <-ctx.Done():
@@ -331,56 +330,50 @@ func waitActivation(ctx context.Context, subs *subscriptions.Client, subscriptio
 
 // activationSettled reports a state in which nothing more happens to an activation without someone
 // acting.
-func activationSettled(st workflows.State) bool {
+func activationSettled(st subscription.State) bool {
 	switch st.Phase {
-	case workflows.PhaseActivationFailed:
+	case subscription.PhaseActivationFailed:
 		return true
-	case workflows.PhaseAwaitingConfirmation:
+	case subscription.PhaseAwaitingConfirmation:
 		// The approval may not have moved the workflow on yet; if it did not count as the buyer's
 		// confirmation, the activation waits for the buyer.
 		return !st.Confirmed
-	case workflows.PhaseAwaitingApproval:
+	case subscription.PhaseAwaitingApproval:
 		return !st.Approved
-	case workflows.PhaseNew, workflows.PhaseProvisioning, workflows.PhaseActivating:
+	case subscription.PhaseNew, subscription.PhaseProvisioning, subscription.PhaseActivating:
 		return false
 	}
 	return st.Ended() || st.Status == marketplace.StatusSubscribed || st.Status == marketplace.StatusSuspended || st.Status == marketplace.StatusUnsubscribed
 }
 
-// reconcileStarted names a reconciliation run started without --wait.
-type reconcileStarted struct {
-	WorkflowID string `json:"workflowId"`
-	RunID      string `json:"runId"`
-}
-
 func runReconcile(ctx context.Context, c client.Client, taskQueue string, wait bool) (any, error) {
-	run, err := reconcile.Start(ctx, c, taskQueue)
+	run, err := reconciliation.Start(ctx, c, taskQueue)
 	if err != nil {
 		return nil, err
 	}
 	if !wait {
-		return reconcileStarted{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+		return run, nil
 	}
-	var rep reconcile.Report
-	if err := run.Get(ctx, &rep); err != nil {
-		return nil, fmt.Errorf("reconciliation %s: %w", run.GetID(), err)
+	var rep reconacts.Report
+	if err := c.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &rep); err != nil {
+		return nil, fmt.Errorf("reconciliation %s: %w", run.WorkflowID, err)
 	}
 	return rep, nil
 }
 
 func setup(ctx context.Context, c client.Client, tc config.Temporal, interval time.Duration) (any, error) {
-	if err := devserver.RegisterSearchAttributes(ctx, c.OperatorService(), tc.Namespace, workflows.SearchAttributes()); err != nil {
+	if err := subscription.RegisterSearchAttributes(ctx, c.OperatorService(), tc.Namespace); err != nil {
 		return nil, fmt.Errorf("search attributes (on Temporal Cloud, add them in the Cloud UI or with tcld): %w", err)
 	}
-	if err := reconcile.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
+	if err := reconciliation.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
 		return nil, err
 	}
 	names := make([]string, 0)
-	for k := range workflows.SearchAttributes() {
+	for k := range subscription.SearchAttributes() {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	return setupDone{Namespace: tc.Namespace, SearchAttributes: names, Schedule: reconcile.ScheduleID, Interval: interval.String()}, nil
+	return setupDone{Namespace: tc.Namespace, SearchAttributes: names, Schedule: reconciliation.ScheduleID, Interval: interval.String()}, nil
 }
 
 // setupDone is what setup registered.
@@ -433,7 +426,7 @@ func (p printer) value(v any) {
 		return
 	}
 	switch r := v.(type) {
-	case workflows.CommandResult:
+	case subscription.CommandResult:
 		fmt.Fprint(p.w, r.Status)
 		if r.OperationID != "" {
 			fmt.Fprintf(p.w, " (operation %s)", r.OperationID)
@@ -442,7 +435,7 @@ func (p printer) value(v any) {
 			fmt.Fprintf(p.w, ": %s", r.Message)
 		}
 		fmt.Fprintln(p.w)
-	case *workflows.State:
+	case *subscription.State:
 		p.state(r)
 	case usageReported:
 		if r.Status == "AlreadyCounted" {
@@ -452,9 +445,9 @@ func (p printer) value(v any) {
 		fmt.Fprintf(p.w, "Accepted by the meter %s; it is posted to Microsoft once its hour has closed (see show-usage).\n", r.Meter)
 	case metering.State:
 		p.meter(r)
-	case reconcileStarted:
+	case reconciliation.Run:
 		fmt.Fprintf(p.w, "Reconciliation started: workflow %s (run %s). --wait waits for its report.\n", r.WorkflowID, r.RunID)
-	case reconcile.Report:
+	case reconacts.Report:
 		p.report(r)
 	case setupDone:
 		fmt.Fprintf(p.w, "Namespace %s is ready: search attributes %s; schedule %s every %s.\n", r.Namespace, strings.Join(r.SearchAttributes, ", "), r.Schedule, r.Interval)
@@ -463,7 +456,7 @@ func (p printer) value(v any) {
 	}
 }
 
-func (p printer) state(r *workflows.State) {
+func (p printer) state(r *subscription.State) {
 	tw := tabwriter.NewWriter(p.w, 0, 2, 2, ' ', 0)
 	fmt.Fprintf(tw, "subscription\t%s\nstatus\t%s\nphase\t%s\noffer\t%s\nplan\t%s\n", r.SubscriptionID, r.Status, r.Phase, r.OfferID, r.PlanID)
 	if r.Quantity > 0 {
@@ -521,7 +514,7 @@ func (p printer) meter(st metering.State) {
 	_ = tw.Flush()
 }
 
-func (p printer) report(r reconcile.Report) {
+func (p printer) report(r reconacts.Report) {
 	fmt.Fprintf(p.w, "Reconciliation: %d pages, %d subscriptions seen: %d in sync, %d adopted, %d healed, %d ignored, %d errors\n",
 		r.Pages, r.Seen, r.InSync, r.Adopted, r.Healed, r.Ignored, r.Errors)
 	kinds := make([]string, 0, len(r.Drift))
@@ -537,7 +530,7 @@ func (p printer) report(r reconcile.Report) {
 	}
 }
 
-func (p printer) table(rows []subscriptions.Summary) {
+func (p printer) table(rows []subscription.Summary) {
 	if p.json {
 		p.value(rows)
 		return

@@ -12,8 +12,8 @@ import (
 	"saasengine/emulator"
 	"saasengine/emulator/emulatortest"
 	"saasengine/internal/stacktest"
-	"saasengine/metering"
-	"saasengine/workflows"
+	"saasengine/workflows/metering"
+	"saasengine/workflows/subscription"
 )
 
 // cliOn runs the CLI in process against the stack's Temporal, as a shell would: exit code, stdout, stderr.
@@ -51,7 +51,7 @@ func TestCLIAgainstTheEngine(t *testing.T) {
 	}
 
 	code, out, errs := cli("show", id, "--json")
-	var st workflows.State
+	var st subscription.State
 	if code != exitOK || json.Unmarshal([]byte(out), &st) != nil || st.Status != "Subscribed" || st.Quantity != 10 {
 		t.Fatalf("show: %d %s %s", code, out, errs)
 	}
@@ -63,7 +63,7 @@ func TestCLIAgainstTheEngine(t *testing.T) {
 	}
 
 	code, out, errs = cli("change-quantity", id, "25", "--json")
-	var res workflows.CommandResult
+	var res subscription.CommandResult
 	if code != exitOK || json.Unmarshal([]byte(out), &res) != nil || res.Status != "Succeeded" {
 		t.Fatalf("change-quantity: %d %s %s", code, out, errs)
 	}
@@ -109,7 +109,7 @@ func TestCLIAgainstTheEngine(t *testing.T) {
 	if _, err := s.Subs.Land(ctx, resolved.Subscription); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "awaiting confirmation", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingConfirmation })
+	s.WaitState(t, p.SubscriptionID, "awaiting confirmation", func(st subscription.State) bool { return st.Phase == subscription.PhaseAwaitingConfirmation })
 	code, out, errs = cli("approve", p.SubscriptionID)
 	if code != exitOK || !regexp.MustCompile(`(?m)^status +Subscribed$`).MatchString(out) || !regexp.MustCompile(`(?m)^phase +Idle$`).MatchString(out) {
 		t.Fatalf("approve: %d %s %s", code, out, errs)

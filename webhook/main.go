@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"saasengine/config"
-	"saasengine/engine"
 	"saasengine/internal/probe"
 	"saasengine/webhook/server"
 )
@@ -47,7 +46,7 @@ func run() error {
 		return err
 	}
 	defer c.Close()
-	api, err := engine.MarketplaceClient(mc, logger)
+	api, err := mc.NewClient(logger)
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,8 @@ import (
 	"saasengine/config"
 	"saasengine/engine"
 	"saasengine/internal/probe"
-	"saasengine/reconcile"
-	"saasengine/workflows"
+	"saasengine/workflows/reconciliation"
+	"saasengine/workflows/subscription"
 )
 
 func main() {
@@ -50,6 +50,10 @@ func run() error {
 		return err
 	}
 	wc, err := config.WorkerFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	nc, err := config.NotifyFromEnv(getenv)
 	if err != nil {
 		return err
 	}
@@ -83,7 +87,7 @@ func run() error {
 		return err
 	}
 	defer c.Close()
-	api, err := engine.MarketplaceClient(config.MarketplaceFromEnv(getenv), logger)
+	api, err := config.MarketplaceFromEnv(getenv).NewClient(logger)
 	if err != nil {
 		return err
 	}
@@ -95,11 +99,12 @@ func run() error {
 		defer closer.Close()
 	}
 	if interval > 0 {
-		if err := reconcile.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
+		if err := reconciliation.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
 			return err
 		}
 	}
-	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger, Workflow: workflows.Options{RequireApproval: wc.RequireApproval}}
+	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger, Workflow: subscription.Options{RequireApproval: wc.RequireApproval},
+		Notify: engine.Notifier(nc, logger.Named("notify"))}
 	engine.SetWorkflowCacheSize(wc)
 	w := engine.NewWorker(c, tc.TaskQueue, deps, engine.WorkerOptions(wc))
 	logger.Info("worker starting", zap.String("temporal", tc.Address), zap.String("namespace", tc.Namespace), zap.String("taskQueue", tc.TaskQueue),

@@ -21,6 +21,7 @@ func main() {
 	flag.IntVar(&o.UIPort, "ui-port", 8233, "Temporal Web UI port (-1: no UI)")
 	flag.StringVar(&o.EmulatorAddr, "emulator-addr", "127.0.0.1:3978", "the emulator's listen address")
 	flag.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "webhook, landing page and admin API listen address")
+	flag.StringVar(&o.SMTPAddr, "smtp-addr", "127.0.0.1:2525", "the development mail server's listen address, for notification e-mails (off: none)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

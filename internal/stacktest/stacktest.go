@@ -21,18 +21,18 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"saasengine/activities"
-	"saasengine/devserver"
+	"saasengine/activities/notification"
+	reconacts "saasengine/activities/reconciliation"
+	subacts "saasengine/activities/subscription"
 	"saasengine/emulator"
 	"saasengine/emulator/emulatortest"
 	"saasengine/engine"
 	"saasengine/entra"
-	"saasengine/metering"
 	"saasengine/provisioning"
-	"saasengine/reconcile"
-	"saasengine/subscriptions"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/metering"
+	"saasengine/workflows/reconciliation"
+	"saasengine/workflows/subscription"
 )
 
 // AdminToken is the admin API's bearer token in tests.
@@ -41,7 +41,7 @@ const AdminToken = "stacktest-admin"
 // Options adjust the stack.
 type Options struct {
 	// Workflow options of workflows started by the HTTP side.
-	Workflow workflows.Options
+	Workflow subscription.Options
 	// DemoMaxQuantity makes the demo provisioner refuse seat counts above it.
 	DemoMaxQuantity int64
 	// DecideDelay makes every decision of the provisioner take this long (a slow ISV service).
@@ -57,6 +57,8 @@ type Options struct {
 	NoWorker bool
 	// Logger defaults to the test's logger at info level.
 	Logger *zap.Logger
+	// Notify is the worker's notification activity (engine.Notifier); nil sends none.
+	Notify *notification.Activities
 }
 
 // Stack is a running engine.
@@ -65,7 +67,7 @@ type Stack struct {
 	Client      client.Client
 	TaskQueue   string
 	Emu         *emulatortest.Env
-	Subs        *subscriptions.Client
+	Subs        *subscription.Client
 	Meter       metering.Client
 	Provisioner *provisioning.Demo
 	HTTP        *httptest.Server
@@ -74,7 +76,8 @@ type Stack struct {
 
 	// workflow are the options of the workflows the worker itself starts (reconciliation's adoptions),
 	// the same as the HTTP side's, as in production.
-	workflow    workflows.Options
+	workflow    subscription.Options
+	notify      *notification.Activities
 	decideDelay time.Duration
 	mu          sync.Mutex
 	worker      worker.Worker
@@ -98,11 +101,11 @@ func Start(t testing.TB, opts Options) *Stack {
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := devserver.RegisterSearchAttributes(ctx, c.OperatorService(), ts.GetDefaultNamespace(), workflows.SearchAttributes()); err != nil {
+	if err := subscription.RegisterSearchAttributes(ctx, c.OperatorService(), ts.GetDefaultNamespace()); err != nil {
 		t.Fatalf("search attributes: %v", err)
 	}
 
-	s := &Stack{Temporal: ts, Client: c, TaskQueue: workflows.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow, decideDelay: opts.DecideDelay}
+	s := &Stack{Temporal: ts, Client: c, TaskQueue: subscription.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow, notify: opts.Notify, decideDelay: opts.DecideDelay}
 	s.Emu = emulatortest.Start(t, emulatortest.Options{Configure: opts.ConfigureEmulator})
 	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.db"))
 	if err != nil {
@@ -111,7 +114,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	t.Cleanup(func() { _ = demo.Close() })
 	demo.MaxQuantity = opts.DemoMaxQuantity
 	s.Provisioner = demo
-	s.Subs = subscriptions.New(c, s.TaskQueue, opts.Workflow)
+	s.Subs = subscription.New(c, s.TaskQueue, opts.Workflow)
 	s.Meter = metering.Client{Temporal: c, TaskQueue: s.TaskQueue, Options: opts.Metering, Dimensions: &metering.Dimensions{Marketplace: s.Emu.Client}}
 
 	validator, err := entra.NewValidator(entra.Config{Authority: s.Emu.Emulator.Authority(), TenantID: emulator.DemoTenantID, Audience: emulator.DemoAppID})
@@ -167,11 +170,11 @@ func (s *Stack) StartWorker(t testing.TB) {
 	if s.worker != nil {
 		return
 	}
-	var prov activities.Provisioner = s.Provisioner
+	var prov subacts.Provisioner = s.Provisioner
 	if s.decideDelay > 0 {
 		prov = slowDecider{Demo: s.Provisioner, delay: s.decideDelay}
 	}
-	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: prov, Logger: s.Logger.Named("worker"), Workflow: s.workflow}, worker.Options{})
+	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: prov, Logger: s.Logger.Named("worker"), Workflow: s.workflow, Notify: s.notify}, worker.Options{})
 	if err := w.Start(); err != nil {
 		t.Fatalf("worker: %v", err)
 	}
@@ -189,10 +192,10 @@ func (s *Stack) StopWorker() {
 }
 
 // WaitState polls the subscription's workflow until cond holds, failing the test after a minute.
-func (s *Stack) WaitState(t testing.TB, subscriptionID string, what string, cond func(workflows.State) bool) workflows.State {
+func (s *Stack) WaitState(t testing.TB, subscriptionID string, what string, cond func(subscription.State) bool) subscription.State {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	var last *workflows.State
+	var last *subscription.State
 	var lastErr error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -205,7 +208,7 @@ func (s *Stack) WaitState(t testing.TB, subscriptionID string, what string, cond
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("subscription %s never reached %q; last state %+v, error %v", subscriptionID, what, last, lastErr)
-	return workflows.State{}
+	return subscription.State{}
 }
 
 // Activated purchases a plan in the emulator and runs it through landing, confirmation and activation
@@ -222,21 +225,23 @@ func (s *Stack) Activated(t testing.TB, planID string, quantity int64) string {
 	if _, err := s.Subs.Confirm(ctx, res.Subscription); err != nil {
 		t.Fatalf("confirm: %v", err)
 	}
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool { return st.Status == "Subscribed" && st.Phase == workflows.PhaseIdle })
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st subscription.State) bool {
+		return st.Status == "Subscribed" && st.Phase == subscription.PhaseIdle
+	})
 	return p.SubscriptionID
 }
 
 // Reconcile runs one reconciliation to its end, failing the test if it fails or takes longer than within.
-func (s *Stack) Reconcile(t testing.TB, within time.Duration) reconcile.Report {
+func (s *Stack) Reconcile(t testing.TB, within time.Duration) reconacts.Report {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	run, err := reconcile.Start(ctx, s.Client, s.TaskQueue)
+	run, err := reconciliation.Start(ctx, s.Client, s.TaskQueue)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep reconcile.Report
-	if err := run.Get(ctx, &rep); err != nil {
+	var rep reconacts.Report
+	if err := s.Client.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &rep); err != nil {
 		t.Fatalf("reconciliation: %v", err)
 	}
 	return rep

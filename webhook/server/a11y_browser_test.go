@@ -13,7 +13,7 @@ import (
 	"saasengine/internal/browser"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // checkPage measures a page as every buyer meets it: photographed at 1280 and 390 px in both colour
@@ -114,7 +114,7 @@ func TestBuyerPagesAreAccessible(t *testing.T) {
 	}
 	failed := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
 	do(chromedp.Navigate(failed.LandingURL), click("#confirm"), visible("#message"))
-	s.WaitState(t, failed.SubscriptionID, "activation failed", func(st workflows.State) bool { return st.Phase == workflows.PhaseActivationFailed })
+	s.WaitState(t, failed.SubscriptionID, "activation failed", func(st subscription.State) bool { return st.Phase == subscription.PhaseActivationFailed })
 	waitText(t, ctx, "#status", "Setup needs our attention", "07-status-failed")
 	checkPage(t, ctx, "07-status-failed")
 
@@ -122,7 +122,7 @@ func TestBuyerPagesAreAccessible(t *testing.T) {
 	if _, err := s.Emu.Emulator.Suspend(p.SubscriptionID); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "Suspended", func(st workflows.State) bool { return st.Status == marketplace.StatusSuspended })
+	s.WaitState(t, p.SubscriptionID, "Suspended", func(st subscription.State) bool { return st.Status == marketplace.StatusSuspended })
 	do(chromedp.Navigate(s.HTTP.URL+"/landing/manage"), visible("h1"))
 	do(chromedp.Navigate(p.LandingURL), visible("#status"))
 	checkPage(t, ctx, "08-suspended")

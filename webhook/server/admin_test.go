@@ -15,7 +15,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 type listing struct {
@@ -82,13 +82,13 @@ func TestAdminAPI(t *testing.T) {
 	basic := s.Activated(t, "basic", 0)
 
 	// Get state.
-	var st workflows.State
+	var st subscription.State
 	if code, body := admin(t, s, "GET", "/admin/subscriptions/"+team, tok, "", &st); code != 200 || st.Status != marketplace.StatusSubscribed || st.PlanID != "team" || st.Quantity != 10 || !st.Provisioned {
 		t.Fatalf("state: %d %s", code, body)
 	}
 
 	// Commands that succeed, and reach Microsoft.
-	var res workflows.CommandResult
+	var res subscription.CommandResult
 	if code, body := admin(t, s, "POST", "/admin/subscriptions/"+team+"/quantity", tok, `{"quantity":25}`, &res); code != 200 || res.Status != string(marketplace.OperationSucceeded) || res.OperationID == "" {
 		t.Fatalf("change quantity: %d %s", code, body)
 	}
@@ -150,7 +150,7 @@ func TestAdminAPI(t *testing.T) {
 	if _, err := s.Emu.Emulator.Suspend(basic); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, basic, "suspended", func(st workflows.State) bool { return st.Status == marketplace.StatusSuspended })
+	s.WaitState(t, basic, "suspended", func(st subscription.State) bool { return st.Status == marketplace.StatusSuspended })
 
 	// Listing through visibility, with filters.
 	all := waitListing(t, s, "", team, basic)
@@ -178,7 +178,7 @@ func TestAdminAPI(t *testing.T) {
 	if code, body := admin(t, s, "POST", "/admin/subscriptions/"+team+"/cancel", tok, "", &res); code != 200 || res.Status != string(marketplace.OperationSucceeded) {
 		t.Fatalf("cancel: %d %s", code, body)
 	}
-	s.WaitState(t, team, "deprovisioned", func(st workflows.State) bool { return !st.DeprovisionedAt.IsZero() })
+	s.WaitState(t, team, "deprovisioned", func(st subscription.State) bool { return !st.DeprovisionedAt.IsZero() })
 	var e apiError
 	if code, body := admin(t, s, "POST", "/admin/subscriptions/"+team+"/quantity", tok, `{"quantity":60}`, &e); code != http.StatusConflict || e.Error.Code == "" {
 		t.Fatalf("command on an ended subscription: %d %s", code, body)
@@ -187,7 +187,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestApprovalOfAPendingActivation(t *testing.T) {
-	s := stacktest.Start(t, stacktest.Options{Workflow: workflows.Options{RequireApproval: true}})
+	s := stacktest.Start(t, stacktest.Options{Workflow: subscription.Options{RequireApproval: true}})
 	p := s.Emu.Purchase(t, "basic", 0)
 	res, err := s.Emu.Client.Resolve(t.Context(), p.Token)
 	if err != nil {
@@ -196,7 +196,7 @@ func TestApprovalOfAPendingActivation(t *testing.T) {
 	if _, err := s.Subs.Confirm(t.Context(), res.Subscription); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "awaiting approval", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingApproval })
+	s.WaitState(t, p.SubscriptionID, "awaiting approval", func(st subscription.State) bool { return st.Phase == subscription.PhaseAwaitingApproval })
 	waitListing(t, s, "?status=PendingFulfillmentStart", p.SubscriptionID)
 	if sub, _ := s.Emu.Emulator.Subscription(p.SubscriptionID); sub.Status != marketplace.StatusPendingFulfillmentStart {
 		t.Fatalf("activated before approval: %s", sub.Status)
@@ -204,11 +204,11 @@ func TestApprovalOfAPendingActivation(t *testing.T) {
 	if n := s.Emu.Emulator.Calls(emulator.EndpointActivate, p.SubscriptionID); n != 0 {
 		t.Fatalf("Activate called %d times before approval", n)
 	}
-	var st workflows.State
+	var st subscription.State
 	if code, body := admin(t, s, "POST", "/admin/subscriptions/"+p.SubscriptionID+"/approve", stacktest.AdminToken, "", &st); code != 200 || !st.Approved {
 		t.Fatalf("approve: %d %s", code, body)
 	}
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed && st.Provisioned })
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st subscription.State) bool { return st.Status == marketplace.StatusSubscribed && st.Provisioned })
 	if n := s.Emu.Emulator.Calls(emulator.EndpointActivate, p.SubscriptionID); n != 1 {
 		t.Fatalf("Activate called %d times", n)
 	}
@@ -222,7 +222,7 @@ func TestOperationsEndpoints(t *testing.T) {
 	if _, err := s.Emu.Emulator.CustomerChangeQuantity(id, 12); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, id, "12 seats", func(st workflows.State) bool { return st.Quantity == 12 })
+	s.WaitState(t, id, "12 seats", func(st subscription.State) bool { return st.Quantity == 12 })
 	admin(t, s, "GET", "/admin/subscriptions/"+id, stacktest.AdminToken, "", nil)
 	admin(t, s, "GET", "/admin/subscriptions/"+id, "", "", nil)
 	get(t, http.DefaultClient, s.HTTP.URL+"/no/such/path/"+uuid.NewString())
@@ -269,19 +269,19 @@ func TestAdminCommandPastItsWaitAnswers202(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted || got.Status != "InProgress" || got.Message == "" || got.Subscription != want || resp.Header.Get("Location") != want {
 		t.Fatalf("quantity past the wait: %d %+v Location %q", resp.StatusCode, got, resp.Header.Get("Location"))
 	}
-	st := s.WaitState(t, id, "operation pending", func(st workflows.State) bool { return st.Pending != nil })
+	st := s.WaitState(t, id, "operation pending", func(st subscription.State) bool { return st.Pending != nil })
 	if got.OperationID != "" && got.OperationID != st.Pending.ID {
 		t.Fatalf("202 names operation %s; the workflow follows %s", got.OperationID, st.Pending.ID)
 	}
 	// The link answers with the subscription's state, the pending operation in it.
-	var linked workflows.State
+	var linked subscription.State
 	if code, body := admin(t, s, "GET", got.Subscription, stacktest.AdminToken, "", &linked); code != 200 || linked.Pending == nil {
 		t.Fatalf("GET %s: %d %s", got.Subscription, code, body)
 	}
 
 	// Microsoft finishes; the workflow's polling sees it.
 	s.Emu.Emulator.AdvanceClock(2 * time.Hour)
-	s.WaitState(t, id, "25 seats, nothing pending", func(st workflows.State) bool { return st.Quantity == 25 && st.Pending == nil })
+	s.WaitState(t, id, "25 seats, nothing pending", func(st subscription.State) bool { return st.Quantity == 25 && st.Pending == nil })
 	if sub, _ := s.Emu.Emulator.Subscription(id); sub.Quantity != 25 {
 		t.Fatalf("Microsoft has %d seats", sub.Quantity)
 	}

@@ -15,7 +15,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // Without a validator, the server starts only when told on purpose that webhooks go unauthenticated.
@@ -47,7 +47,7 @@ func TestNoWebhookAuthIsAnnouncedAndTakesUnsignedWebhooks(t *testing.T) {
 	if got := post(t, s.HTTP.URL+"/webhook", "", "application/json", event(sub, uuid.NewString(), marketplace.ActionSuspend)); got.status != http.StatusOK {
 		t.Fatalf("unsigned webhook: %+v", got)
 	}
-	if _, err := s.Client.DescribeWorkflowExecution(t.Context(), workflows.WorkflowID(sub), ""); err != nil {
+	if _, err := s.Client.DescribeWorkflowExecution(t.Context(), subscription.WorkflowID(sub), ""); err != nil {
 		t.Fatalf("the accepted webhook started no workflow: %v", err)
 	}
 }

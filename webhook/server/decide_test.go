@@ -12,7 +12,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // The worst case of a decision: Microsoft's Get operation is slow, the ISV decides slowly, and the
@@ -32,7 +32,7 @@ func TestRefusalAnsweredInsideTheWaitInTheWorstCase(t *testing.T) {
 	if err := s.Subs.Snapshot(context.Background(), sub); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "adopted", func(st workflows.State) bool { return st.Provisioned && st.Phase == workflows.PhaseIdle })
+	s.WaitState(t, p.SubscriptionID, "adopted", func(st subscription.State) bool { return st.Provisioned && st.Phase == subscription.PhaseIdle })
 	if err := emu.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop}); err != nil {
 		t.Fatal(err) // the test delivers the change itself
 	}
@@ -45,7 +45,7 @@ func TestRefusalAnsweredInsideTheWaitInTheWorstCase(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "the workflow inside its slow read", func() (bool, string) {
-		d, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(p.SubscriptionID), "")
+		d, err := s.Client.DescribeWorkflowExecution(context.Background(), subscription.WorkflowID(p.SubscriptionID), "")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -69,16 +69,16 @@ func TestRefusalAnsweredInsideTheWaitInTheWorstCase(t *testing.T) {
 	if got.status != http.StatusBadRequest {
 		t.Fatalf("a refusal decided in the worst case was answered %d (%s), not 400 inside the wait", got.status, got.code)
 	}
-	st := s.WaitState(t, p.SubscriptionID, "refusal acknowledged", func(st workflows.State) bool {
+	st := s.WaitState(t, p.SubscriptionID, "refusal acknowledged", func(st subscription.State) bool {
 		o, ok := st.Seen(op.ID)
-		return ok && o.Outcome == workflows.OutcomeRejected && hasAuditKind(st, "change-not-applied", op.ID)
+		return ok && o.Outcome == subscription.OutcomeRejected && hasAuditKind(st, "change-not-applied", op.ID)
 	})
 	if st.Quantity != 10 || st.TenantQuantity != 10 {
 		t.Fatalf("refused change applied: workflow %d seats, tenant %d", st.Quantity, st.TenantQuantity)
 	}
 }
 
-func hasAuditKind(st workflows.State, kind, opID string) bool {
+func hasAuditKind(st subscription.State, kind, opID string) bool {
 	for _, e := range st.Audit {
 		if e.Kind == kind && e.OperationID == opID {
 			return true

@@ -17,7 +17,7 @@ import (
 
 	"saasengine/emulator"
 	"saasengine/internal/stacktest"
-	"saasengine/subscriptions"
+	"saasengine/workflows/subscription"
 )
 
 // apiError is the server's JSON error envelope.
@@ -70,7 +70,7 @@ func noWorkflow(t *testing.T, s *stacktest.Stack, subID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := s.Subs.State(ctx, subID)
-	if !errors.Is(err, subscriptions.ErrNotFound) {
+	if !errors.Is(err, subscription.ErrNotFound) {
 		t.Fatalf("a workflow exists for %s (err %v): a refused request reached Temporal", subID, err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // withLogo brands the pages as demoBrand does, with a logo the browser can load from this machine.
@@ -107,7 +107,7 @@ func TestLandingInBrowser(t *testing.T) {
 	if len(subs) != 1 || subs[0].Status != marketplace.StatusSubscribed || subs[0].Quantity != 15 {
 		t.Fatalf("Microsoft's view: %+v", subs)
 	}
-	s.WaitState(t, subs[0].ID, "provisioned", func(st workflows.State) bool { return st.Provisioned && st.Confirmed })
+	s.WaitState(t, subs[0].ID, "provisioned", func(st subscription.State) bool { return st.Provisioned && st.Confirmed })
 
 	// Sign out: here and at Entra, back to a page that says so.
 	if err := browser.Do(ctx, chromedp.Click(chromedp.CSS("#signout"))); err != nil {

@@ -12,7 +12,7 @@ import (
 	"saasengine/emulator"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // buyer is a browser-like client: cookies, redirects.
@@ -69,7 +69,7 @@ func TestLandingPage(t *testing.T) {
 		t.Fatalf("form fields %v", form)
 	}
 	// Landing made the subscription known, unconfirmed.
-	s.WaitState(t, p.SubscriptionID, "awaiting confirmation", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingConfirmation })
+	s.WaitState(t, p.SubscriptionID, "awaiting confirmation", func(st subscription.State) bool { return st.Phase == subscription.PhaseAwaitingConfirmation })
 
 	// Forged confirmations: each 403 with the help page, and nothing confirmed.
 	other := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
@@ -225,13 +225,13 @@ func TestStatusPageSettlesOnSuspended(t *testing.T) {
 	if code != 200 || !strings.HasPrefix(final.Path, "/landing/status/") {
 		t.Fatalf("confirm led to %d %s", code, final)
 	}
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool {
-		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st subscription.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle
 	})
 	if _, err := s.Emu.Emulator.Suspend(p.SubscriptionID); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "Suspended", func(st workflows.State) bool { return st.Status == marketplace.StatusSuspended })
+	s.WaitState(t, p.SubscriptionID, "Suspended", func(st subscription.State) bool { return st.Status == marketplace.StatusSuspended })
 
 	if _, body := get(t, b, final.String()+"&format=json"); !strings.Contains(body, `"status":"Suspended"`) || !strings.Contains(body, `"done":true`) {
 		t.Fatalf("status JSON of a suspended subscription: %s", body)

@@ -9,7 +9,7 @@ import (
 	"saasengine/emulator"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // A signed-in buyer sees the subscriptions of their organisation that they bought or use, each with its
@@ -31,8 +31,8 @@ func TestManageAccount(t *testing.T) {
 	csp := s.Emu.PurchaseAs(t, "team", 6, emulator.BuyerCSPPartner, emulator.BuyerCSPBeneficiary)
 	kim := buyer()
 	signInAs(t, kim, csp.LandingURL, emulator.BuyerCSPBeneficiary)
-	s.WaitState(t, active.SubscriptionID, "Subscribed", func(st workflows.State) bool {
-		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	s.WaitState(t, active.SubscriptionID, "Subscribed", func(st subscription.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle
 	})
 
 	manage := s.HTTP.URL + "/landing/manage"

@@ -15,7 +15,7 @@ import (
 
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // A flood of forged webhooks is counted in full but logged at a bounded rate: ten lines per ten seconds.
@@ -50,8 +50,8 @@ func TestAdminPageTokens(t *testing.T) {
 	for range 3 {
 		id := uuid.NewString()
 		ids = append(ids, id)
-		if _, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(id), TaskQueue: s.TaskQueue},
-			workflows.WorkflowType, workflows.Input{SubscriptionID: id}); err != nil {
+		if _, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: subscription.WorkflowID(id), TaskQueue: s.TaskQueue},
+			subscription.WorkflowType, subscription.Input{SubscriptionID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}

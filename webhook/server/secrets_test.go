@@ -15,7 +15,7 @@ import (
 	"saasengine/emulator"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // Purchase tokens and bearer tokens are credentials: a landing visit, a confirmation and webhooks (taken
@@ -51,7 +51,7 @@ func TestTokensNeverReachTheLogs(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("confirm: %d", code)
 	}
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed })
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st subscription.State) bool { return st.Status == marketplace.StatusSubscribed })
 	get(t, b, final.String())
 	// A token that does not resolve is logged as refused, not shown.
 	bad := secret(p.Token[:len(p.Token)-6] + "AAAAAA")

@@ -22,7 +22,7 @@ import (
 	"saasengine/emulator"
 	"saasengine/internal/stacktest"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // stopAt is a browser that does not follow redirects to path: the test sees where it was sent.
@@ -162,7 +162,7 @@ func TestOnlyThePurchaserOrTheBeneficiaryMayConfirm(t *testing.T) {
 			t.Errorf("%s confirming with the purchaser's form: %d", who, code)
 		}
 	}
-	s.WaitState(t, direct.SubscriptionID, "awaiting confirmation", func(st workflows.State) bool { return st.Phase == workflows.PhaseAwaitingConfirmation })
+	s.WaitState(t, direct.SubscriptionID, "awaiting confirmation", func(st subscription.State) bool { return st.Phase == subscription.PhaseAwaitingConfirmation })
 	if confirmed(t, s, direct.SubscriptionID) {
 		t.Fatal("confirmed by someone else's session")
 	}
@@ -180,7 +180,7 @@ func TestOnlyThePurchaserOrTheBeneficiaryMayConfirm(t *testing.T) {
 			}
 		}
 	}
-	s.WaitState(t, csp.SubscriptionID, "confirmed", func(st workflows.State) bool { return st.Confirmed })
+	s.WaitState(t, csp.SubscriptionID, "confirmed", func(st subscription.State) bool { return st.Confirmed })
 }
 
 // Sign-in answers that must not be used each get a page saying what happened and how to go on, and leave

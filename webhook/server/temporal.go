@@ -10,13 +10,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"saasengine/marketplace"
-	"saasengine/subscriptions"
-	"saasengine/workflows"
+	"saasengine/workflows/reconciliation"
+	"saasengine/workflows/subscription"
 )
 
 // Temporal is the Subscriptions of production: the subscription workflows, reached through Temporal.
 type Temporal struct {
-	Client *subscriptions.Client
+	Client *subscription.Client
 }
 
 var _ Subscriptions = Temporal{}
@@ -35,9 +35,9 @@ func (t Temporal) DecideChange(ctx context.Context, ev marketplace.WebhookEvent,
 // webhookError sorts what the webhook answers 200 or 400 from what makes Microsoft deliver again (503).
 func webhookError(err error) error {
 	switch {
-	case errors.Is(err, subscriptions.ErrUnknownToMicrosoft):
+	case errors.Is(err, subscription.ErrUnknownToMicrosoft):
 		return ErrUnknownSubscription
-	case errors.Is(err, subscriptions.ErrInvalidSubscription), errors.Is(err, subscriptions.ErrInvalidEvent):
+	case errors.Is(err, subscription.ErrInvalidSubscription), errors.Is(err, subscription.ErrInvalidEvent):
 		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	return err
@@ -80,7 +80,7 @@ func (t Temporal) View(ctx context.Context, subscriptionID string) (View, error)
 // OfTenant reads the subscriptions bought for a tenant: the newest manageLimit its search attributes name,
 // each one's state queried (a few at a time).
 func (t Temporal) OfTenant(ctx context.Context, tenantID string) (TenantSubscriptions, error) {
-	sums, _, err := t.Client.List(ctx, subscriptions.Filter{BeneficiaryTenant: tenantID, PageSize: manageLimit})
+	sums, _, err := t.Client.List(ctx, subscription.Filter{BeneficiaryTenant: tenantID, PageSize: manageLimit})
 	if err != nil {
 		return TenantSubscriptions{}, mapError(err)
 	}
@@ -119,7 +119,7 @@ func (t Temporal) List(ctx context.Context, f ListFilter) (Listing, error) {
 		}
 		token = b
 	}
-	sums, next, err := t.Client.List(ctx, subscriptions.Filter{Status: f.Status, Offer: f.Offer, Plan: f.Plan, PageSize: f.PageSize, PageToken: token})
+	sums, next, err := t.Client.List(ctx, subscription.Filter{Status: f.Status, Offer: f.Offer, Plan: f.Plan, PageSize: f.PageSize, PageToken: token})
 	if err != nil {
 		return Listing{}, mapError(err)
 	}
@@ -180,7 +180,7 @@ func (t Temporal) Retry(ctx context.Context, subscriptionID string, wait time.Du
 
 // Reconcile starts a reconciliation run.
 func (t Temporal) Reconcile(ctx context.Context) (any, error) {
-	run, err := t.Client.Reconcile(ctx)
+	run, err := reconciliation.Start(ctx, t.Client.Temporal(), t.Client.TaskQueue())
 	if err != nil {
 		return nil, err
 	}
@@ -189,29 +189,29 @@ func (t Temporal) Reconcile(ctx context.Context) (any, error) {
 
 // commandResult turns a refused command (by the workflow's checks or by Microsoft) into a 4xx; a Failed or Conflict
 // operation is an answer, not an error.
-func commandResult(res workflows.CommandResult, err error) (any, error) {
+func commandResult(res subscription.CommandResult, err error) (any, error) {
 	if err != nil {
 		return nil, mapError(err)
 	}
-	if res.Status == workflows.ResultRejected {
+	if res.Status == subscription.ResultRejected {
 		return nil, &ValidationError{Code: "Rejected", Message: res.Message}
 	}
 	return res, nil
 }
 
 func mapError(err error) error {
-	var ce *subscriptions.CommandError
-	var ip *subscriptions.InProgressError
+	var ce *subscription.CommandError
+	var ip *subscription.InProgressError
 	switch {
 	case errors.As(err, &ip):
 		return &InProgressError{OperationID: ip.OperationID}
-	case errors.Is(err, subscriptions.ErrNotAccepted):
+	case errors.Is(err, subscription.ErrNotAccepted):
 		return ErrNotAccepted
 	case errors.As(err, &ce):
 		return &ValidationError{Code: ce.Code, Message: ce.Message}
-	case errors.Is(err, subscriptions.ErrNotFound):
+	case errors.Is(err, subscription.ErrNotFound):
 		return ErrNotFound
-	case errors.Is(err, subscriptions.ErrEnded):
+	case errors.Is(err, subscription.ErrEnded):
 		return &ValidationError{Code: "Ended", Message: "the subscription has ended; nothing more can be done with it"}
 	}
 	return err
@@ -234,7 +234,7 @@ func viewOfSubscription(r marketplace.ResolvedSubscription) View {
 
 // viewOfState overlays the workflow's state on base (which may carry the subscription's name, which the
 // state does not keep).
-func viewOfState(st workflows.State, base View) View {
+func viewOfState(st subscription.State, base View) View {
 	v := base
 	v.SubscriptionID = st.SubscriptionID
 	if st.Name != "" {
@@ -256,7 +256,7 @@ func viewOfState(st workflows.State, base View) View {
 	if st.OfferID != "" {
 		v.AutoRenew, v.FreeTrial = st.AutoRenew, st.IsFreeTrial
 	}
-	v.AwaitingConfirmation = st.Phase == workflows.PhaseAwaitingConfirmation
-	v.Failed = st.Phase == workflows.PhaseActivationFailed
+	v.AwaitingConfirmation = st.Phase == subscription.PhaseAwaitingConfirmation
+	v.Failed = st.Phase == subscription.PhaseActivationFailed
 	return v
 }

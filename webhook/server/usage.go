@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"saasengine/metering"
+	"saasengine/workflows/metering"
 )
 
 // Meter is what the admin API's usage endpoint asks of metering; metering.Client is the production one.

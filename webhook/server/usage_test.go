@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"saasengine/internal/stacktest"
-	"saasengine/metering"
+	"saasengine/workflows/metering"
 )
 
 // Usage the Metering API would refuse is answered 400 with the usual envelope, and never reaches Temporal;

@@ -14,7 +14,7 @@ import (
 
 	"saasengine/entra"
 	"saasengine/marketplace"
-	"saasengine/subscriptions"
+	"saasengine/workflows/subscription"
 )
 
 // maxWebhookBody bounds a webhook body; Microsoft's payloads are about 2 KiB.
@@ -164,7 +164,7 @@ func missingFields(ev marketplace.WebhookEvent) string {
 		return "the payload lacks " + strings.Join(missing, ", ")
 	}
 	switch {
-	case !subscriptions.ValidID(ev.SubscriptionID):
+	case !subscription.ValidID(ev.SubscriptionID):
 		return "subscriptionId is not a GUID"
 	case len(ev.ID) > maxOperationID:
 		return fmt.Sprintf("id is longer than %d characters", maxOperationID)

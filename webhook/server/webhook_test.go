@@ -27,7 +27,7 @@ import (
 	"saasengine/marketplace"
 	"saasengine/provisioning"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // jwks is a JSON Web Key Set as Entra publishes it.
@@ -254,7 +254,7 @@ func TestForgedClaimsAreRefusedAndSignalNothing(t *testing.T) {
 	if got := post(t, s.HTTP.URL+"/webhook", signRS256(t, genuineClaims(s), a.key, a.kid), "application/json", event(sub, uuid.NewString(), marketplace.ActionSuspend)); got.status != http.StatusOK {
 		t.Fatalf("genuine claims: %+v", got)
 	}
-	if _, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(sub), ""); err != nil {
+	if _, err := s.Client.DescribeWorkflowExecution(context.Background(), subscription.WorkflowID(sub), ""); err != nil {
 		t.Fatalf("the accepted webhook started no workflow: %v", err)
 	}
 }
@@ -378,7 +378,7 @@ func TestDuplicateDeliveryHasOneEffect(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDelivery(t, s, op.ID, func(d emulator.Delivery) bool { return d.State == emulator.DeliveryDelivered })
-	st := s.WaitState(t, id, "suspended, and the copy handled", func(st workflows.State) bool {
+	st := s.WaitState(t, id, "suspended, and the copy handled", func(st subscription.State) bool {
 		return st.TenantSuspended && countAudit(st, op.ID, "webhook-duplicate", "duplicate") >= 1
 	})
 	if n := s.Provisioner.Applied(provisioning.IdempotencyKey(id, op.ID)); n != 1 {
@@ -396,7 +396,7 @@ func TestDuplicateDeliveryHasOneEffect(t *testing.T) {
 }
 
 // countAudit counts audit entries of an operation of the given kinds.
-func countAudit(st workflows.State, operationID string, kinds ...string) int {
+func countAudit(st subscription.State, operationID string, kinds ...string) int {
 	n := 0
 	for _, e := range st.Audit {
 		for _, k := range kinds {
@@ -426,10 +426,10 @@ func TestReinstateBeforeSuspend(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDelivery(t, s, suspend.ID, func(d emulator.Delivery) bool { return d.State == emulator.DeliveryDelivered })
-	st := s.WaitState(t, id, "both handled, Subscribed", func(st workflows.State) bool {
+	st := s.WaitState(t, id, "both handled, Subscribed", func(st subscription.State) bool {
 		_, a := st.Seen(suspend.ID)
 		_, b := st.Seen(reinstate.ID)
-		return a && b && st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+		return a && b && st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle
 	})
 	// The reorder happened: the engine handled the Reinstate first.
 	order := map[string]int{}
@@ -469,7 +469,7 @@ func TestLateDuplicateSuspendAfterReinstate(t *testing.T) {
 	if got := post(t, u, tok(), "application/json", body); got.status != http.StatusOK {
 		t.Fatalf("suspend: %+v", got)
 	}
-	s.WaitState(t, id, "suspended", func(st workflows.State) bool { return st.TenantSuspended })
+	s.WaitState(t, id, "suspended", func(st subscription.State) bool { return st.TenantSuspended })
 	reinstate, err := emu.Reinstate(id)
 	if err != nil {
 		t.Fatal(err)
@@ -477,11 +477,13 @@ func TestLateDuplicateSuspendAfterReinstate(t *testing.T) {
 	if got := post(t, u, tok(), "application/json", event(id, reinstate.ID, marketplace.ActionReinstate)); got.status != http.StatusOK {
 		t.Fatalf("reinstate: %+v", got)
 	}
-	s.WaitState(t, id, "reinstated", func(st workflows.State) bool { return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended })
+	s.WaitState(t, id, "reinstated", func(st subscription.State) bool {
+		return st.Status == marketplace.StatusSubscribed && !st.TenantSuspended
+	})
 	if got := post(t, u, tok(), "application/json", body); got.status != http.StatusOK {
 		t.Fatalf("late suspend: %+v", got)
 	}
-	st := s.WaitState(t, id, "the late copy handled", func(st workflows.State) bool {
+	st := s.WaitState(t, id, "the late copy handled", func(st subscription.State) bool {
 		return countAudit(st, suspend.ID, "webhook-duplicate", "duplicate") >= 1
 	})
 	if st.TenantSuspended || st.Status != marketplace.StatusSubscribed {
@@ -516,9 +518,9 @@ func TestRejectedChangeAnswers400(t *testing.T) {
 	if sub, _ := s.Emu.Emulator.Subscription(id); sub.Quantity != 10 {
 		t.Fatalf("refused change applied at Microsoft: %d seats", sub.Quantity)
 	}
-	st := s.WaitState(t, id, "decided", func(st workflows.State) bool {
+	st := s.WaitState(t, id, "decided", func(st subscription.State) bool {
 		o, ok := st.Seen(op.ID)
-		return ok && o.Outcome == workflows.OutcomeRejected
+		return ok && o.Outcome == subscription.OutcomeRejected
 	})
 	if st.Quantity != 10 {
 		t.Fatalf("engine has %d seats", st.Quantity)
@@ -560,14 +562,14 @@ func TestChangePastTheDecisionWaitIsSignalled(t *testing.T) {
 		t.Fatalf("change past the decision wait: %+v", got)
 	}
 	// The 200 was earned: the event is in the workflow's history as a signal.
-	it := s.Client.GetWorkflowHistory(context.Background(), workflows.WorkflowID(p.SubscriptionID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := s.Client.GetWorkflowHistory(context.Background(), subscription.WorkflowID(p.SubscriptionID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	signalled := false
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.GetSignalName() == workflows.SignalWebhook {
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.GetSignalName() == subscription.SignalWebhook {
 			signalled = true
 		}
 	}
@@ -576,11 +578,11 @@ func TestChangePastTheDecisionWaitIsSignalled(t *testing.T) {
 	}
 	s.StartWorker(t)
 	// Wait for the decision itself (an outcome recorded), not for the operation to be merely seen.
-	st := s.WaitState(t, p.SubscriptionID, "change decided", func(st workflows.State) bool {
+	st := s.WaitState(t, p.SubscriptionID, "change decided", func(st subscription.State) bool {
 		o, ok := st.Seen(op.ID)
 		return ok && o.Outcome != ""
 	})
-	if o, _ := st.Seen(op.ID); o.Outcome != workflows.OutcomeAccepted {
+	if o, _ := st.Seen(op.ID); o.Outcome != subscription.OutcomeAccepted {
 		t.Fatalf("change decided %+v; audit %+v", o, st.Audit)
 	}
 }
@@ -686,7 +688,7 @@ func TestUnknownSubscriptionCostsOneWorkflow(t *testing.T) {
 	}
 	var firstRun string
 	eventually(t, time.Minute, "the workflow fails with SubscriptionNotFound", func() (bool, string) {
-		d, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(sub), "")
+		d, err := s.Client.DescribeWorkflowExecution(context.Background(), subscription.WorkflowID(sub), "")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -702,7 +704,7 @@ func TestUnknownSubscriptionCostsOneWorkflow(t *testing.T) {
 		if got := post(t, u, tok, "application/json", body); got.status != http.StatusOK {
 			t.Fatalf("redelivery %d: %+v, want 200", i, got)
 		}
-		d, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(sub), "")
+		d, err := s.Client.DescribeWorkflowExecution(context.Background(), subscription.WorkflowID(sub), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -714,7 +716,7 @@ func TestUnknownSubscriptionCostsOneWorkflow(t *testing.T) {
 	if _, err := s.Subs.Land(context.Background(), marketplace.Subscription{ID: sub, Status: marketplace.StatusPendingFulfillmentStart}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.Client.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(sub), "")
+	d, err := s.Client.DescribeWorkflowExecution(context.Background(), subscription.WorkflowID(sub), "")
 	if err != nil || d.GetWorkflowExecutionInfo().GetExecution().GetRunId() == firstRun {
 		t.Fatalf("the landing page did not start the subscription's workflow anew: %v", err)
 	}

@@ -13,9 +13,8 @@ import (
 
 	"saasengine/config"
 	"saasengine/entra"
-	"saasengine/metering"
-	"saasengine/subscriptions"
-	"saasengine/workflows"
+	"saasengine/workflows/metering"
+	"saasengine/workflows/subscription"
 )
 
 // FromConfig wires the HTTP server to Temporal, the Marketplace API (resolver, for the landing page) and
@@ -31,7 +30,7 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 		InsecureNoWebhookAuth: wc.Auth == "none" && wc.InsecureNoAuth,
 		DecisionWait:          wc.DecisionWait,
 		CommandWait:           wc.CommandWait,
-		Subscriptions:         Temporal{Client: subscriptions.New(c, tc.TaskQueue, workflows.Options{RequireApproval: wc.RequireApproval})},
+		Subscriptions:         Temporal{Client: subscription.New(c, tc.TaskQueue, subscription.Options{RequireApproval: wc.RequireApproval})},
 		Meter:                 meter,
 		Resolver:              resolver,
 		SessionKey:            []byte(wc.SessionKey),

@@ -2,7 +2,7 @@ package server
 
 import (
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // The buyer's words for where a subscription stands. Microsoft's statuses and the workflow's phases are
@@ -41,7 +41,7 @@ func standingOf(v View, product string) standing {
 	switch marketplace.SubscriptionStatus(v.Status) {
 	case marketplace.StatusSubscribed:
 		msg := "Your account is ready. You can start using " + product + " now."
-		if workflows.Phase(v.Stage) == workflows.PhaseChanging {
+		if subscription.Phase(v.Stage) == subscription.PhaseChanging {
 			msg = "Your account is ready. A change to your plan or seats is being made; you can keep using " + product + " meanwhile."
 		}
 		return standing{Label: "Ready", Tone: "ok", Step: 3, Message: msg}
@@ -52,7 +52,7 @@ func standingOf(v View, product string) standing {
 		return standing{Label: "Cancelled", Tone: "bad",
 			Message: "This subscription has been cancelled. To use " + product + " again, buy it again from Microsoft."}
 	}
-	if workflows.Phase(v.Stage) == workflows.PhaseAwaitingApproval {
+	if subscription.Phase(v.Stage) == subscription.PhaseAwaitingApproval {
 		return standing{Label: "Waiting for approval", Tone: "wait", Step: 2,
 			Message: "Thank you: your confirmation is recorded. Our team approves new accounts before setting them up; this page updates by itself once it is done. You are not billed until your account is ready."}
 	}

@@ -11,7 +11,7 @@ import (
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/webhook/server"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // demoBrand is a vendor's branding, as BRAND_* configure it.
@@ -64,8 +64,8 @@ func TestPagesSpeakTheBuyersWords(t *testing.T) {
 		t.Fatalf("confirm: %d", code)
 	}
 	noInternalWords(t, page, "the status page while setting up")
-	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st workflows.State) bool {
-		return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle
+	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st subscription.State) bool {
+		return st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle
 	})
 	code, page = get(t, b, final.String())
 	for _, want := range []string{`id="status">Ready<`, "Your account is ready. You can start using Contoso Analytics now.", `<a class="button" id="open" href="https://analytics.contoso.example/start">Open Contoso Analytics</a>`, "Renews on"} {
@@ -85,7 +85,7 @@ func TestPagesSpeakTheBuyersWords(t *testing.T) {
 	if _, err := s.Emu.Emulator.Suspend(p.SubscriptionID); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "Suspended", func(st workflows.State) bool { return st.Status == marketplace.StatusSuspended })
+	s.WaitState(t, p.SubscriptionID, "Suspended", func(st subscription.State) bool { return st.Status == marketplace.StatusSuspended })
 	_, page = get(t, b, final.String())
 	if !strings.Contains(page, "Suspended: check your payment method") || !strings.Contains(page, "Your data is kept") || strings.Contains(page, `id="open"`) {
 		t.Errorf("suspended status page:\n%s", page)
@@ -94,7 +94,7 @@ func TestPagesSpeakTheBuyersWords(t *testing.T) {
 	if _, err := s.Emu.Emulator.Unsubscribe(p.SubscriptionID); err != nil {
 		t.Fatal(err)
 	}
-	s.WaitState(t, p.SubscriptionID, "Unsubscribed", func(st workflows.State) bool { return st.Status == marketplace.StatusUnsubscribed })
+	s.WaitState(t, p.SubscriptionID, "Unsubscribed", func(st subscription.State) bool { return st.Status == marketplace.StatusUnsubscribed })
 	_, page = get(t, b, final.String())
 	if !strings.Contains(page, `id="status">Cancelled<`) || !strings.Contains(page, "buy it again from Microsoft") {
 		t.Errorf("cancelled status page:\n%s", page)
@@ -115,7 +115,7 @@ func TestFailedActivationSaysWhatHappensNext(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("confirm: %d", code)
 	}
-	st := s.WaitState(t, p.SubscriptionID, "activation failed", func(st workflows.State) bool { return st.Phase == workflows.PhaseActivationFailed })
+	st := s.WaitState(t, p.SubscriptionID, "activation failed", func(st subscription.State) bool { return st.Phase == subscription.PhaseActivationFailed })
 	_, page = get(t, b, final.String())
 	for _, want := range []string{"Setup needs our attention", "Our team has been told", "You are not billed"} {
 		if !strings.Contains(page, want) {
