@@ -11,11 +11,12 @@ import (
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 
+	reconacts "saasengine/activities/reconciliation"
 	"saasengine/emulator"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
-	"saasengine/reconcile"
-	"saasengine/workflows"
+	"saasengine/workflows/reconciliation"
+	"saasengine/workflows/subscription"
 )
 
 // reconcile runs reconciliation to its end, starting it again if Temporal was not reachable, and runs
@@ -25,19 +26,16 @@ func (e *env) reconcile(ctx context.Context, out *Report) error {
 	var err error
 	for attempt := 0; attempt < 10 && ctx.Err() == nil; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-		var run interface {
-			Get(context.Context, any) error
-			GetID() string
-		}
-		run, err = reconcile.Start(rctx, e.tc, workflows.DefaultTaskQueue)
+		var run reconciliation.Run
+		run, err = reconciliation.Start(rctx, e.tc, subscription.DefaultTaskQueue)
 		if err == nil {
-			var rep reconcile.Report
-			err = run.Get(rctx, &rep)
+			var rep reconacts.Report
+			err = e.tc.GetWorkflow(rctx, run.WorkflowID, run.RunID).Get(rctx, &rep)
 			if err == nil {
 				cancel()
 				out.Reconciliations = append(out.Reconciliations, rep)
 				e.logf("reconciliation %s: seen %d, in sync %d, adopted %d, healed %d, errors %d %v",
-					run.GetID(), rep.Seen, rep.InSync, rep.Adopted, rep.Healed, rep.Errors, rep.ErrorSamples)
+					run.WorkflowID, rep.Seen, rep.InSync, rep.Adopted, rep.Healed, rep.Errors, rep.ErrorSamples)
 				if rep.Errors == 0 || len(out.Reconciliations) == 3 {
 					return nil
 				}
@@ -55,7 +53,7 @@ func (e *env) reconcile(ctx context.Context, out *Report) error {
 type views struct {
 	ms     *marketplace.Subscription
 	ops    []marketplace.Operation
-	wf     *workflows.State
+	wf     *subscription.State
 	wfErr  error
 	tenant *provisioning.Tenant
 }
@@ -241,11 +239,11 @@ func falseReport(report string, happened bool) string {
 
 // idle: nothing in flight. An expectation left over is not work in flight: the workflow confirms it at
 // its next read of Microsoft (counted apart, as LingeringExpectations).
-func idle(st *workflows.State) bool {
+func idle(st *subscription.State) bool {
 	if st.Status == marketplace.StatusUnsubscribed {
 		return st.Attention == ""
 	}
-	return st.Phase == workflows.PhaseIdle && st.Pending == nil && st.Attention == ""
+	return st.Phase == subscription.PhaseIdle && st.Pending == nil && st.Attention == ""
 }
 
 // isOperationID reports whether an idempotency key's tail is a Microsoft operation ID (a GUID).
@@ -368,7 +366,7 @@ func (e *env) historyFailures(ctx context.Context, outs []*outcome) (nondetermin
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			nd, pn, end, herr := e.history(ctx, workflows.WorkflowID(o.ID))
+			nd, pn, end, herr := e.history(ctx, subscription.WorkflowID(o.ID))
 			mu.Lock()
 			defer mu.Unlock()
 			if herr != nil {

@@ -16,7 +16,7 @@ import (
 
 	"saasengine/emulator"
 	"saasengine/marketplace"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // Plan of the lifecycle: every subscription is bought on the per-seat plan, then either its seats or its
@@ -159,10 +159,10 @@ func (e *env) life(ctx context.Context, i int, step func()) *outcome {
 	// A publisher change through the admin API.
 	if i%2 == 0 {
 		o.Change, o.Quantity = "quantity", startSeats+1+int64(i%40)
-		o.ChangeReport = e.command(ctx, o, "quantity", map[string]int64{"quantity": o.Quantity}, func(st workflows.State) bool { return st.Quantity == o.Quantity })
+		o.ChangeReport = e.command(ctx, o, "quantity", map[string]int64{"quantity": o.Quantity}, func(st subscription.State) bool { return st.Quantity == o.Quantity })
 	} else {
 		o.Change, o.PlanID = "plan", changedPlan
-		o.ChangeReport = e.command(ctx, o, "plan", map[string]string{"planId": o.PlanID}, func(st workflows.State) bool { return st.PlanID == o.PlanID })
+		o.ChangeReport = e.command(ctx, o, "plan", map[string]string{"planId": o.PlanID}, func(st subscription.State) bool { return st.PlanID == o.PlanID })
 	}
 	e.waitEngine(ctx, o, "idle after the change", subscribedIdle)
 	step()
@@ -175,7 +175,7 @@ func (e *env) life(ctx context.Context, i int, step func()) *outcome {
 		o.note("suspend: %v", err)
 		return o
 	}
-	e.waitEngineQuiet(ctx, o.ID, func(st workflows.State) bool { return st.Status == marketplace.StatusSuspended })
+	e.waitEngineQuiet(ctx, o.ID, func(st subscription.State) bool { return st.Status == marketplace.StatusSuspended })
 	step()
 	if err := e.retry(ctx, "reinstate", func(ctx context.Context) error {
 		return e.control(ctx, "POST", "/control/subscriptions/"+o.ID+"/reinstate", nil, nil)
@@ -189,14 +189,14 @@ func (e *env) life(ctx context.Context, i int, step func()) *outcome {
 
 	if (i/2)%2 == 0 {
 		o.Cancel = true
-		o.CancelReport = e.command(ctx, o, "cancel", nil, func(st workflows.State) bool { return st.Status == marketplace.StatusUnsubscribed })
+		o.CancelReport = e.command(ctx, o, "cancel", nil, func(st subscription.State) bool { return st.Status == marketplace.StatusUnsubscribed })
 	}
 	step()
 	return o
 }
 
-func subscribedIdle(st workflows.State) bool {
-	return st.Status == marketplace.StatusSubscribed && st.Phase == workflows.PhaseIdle && st.Pending == nil
+func subscribedIdle(st subscription.State) bool {
+	return st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle && st.Pending == nil
 }
 
 // command sends a publisher command through the admin API until it gets a definitive answer. A request
@@ -204,7 +204,7 @@ func subscribedIdle(st workflows.State) bool {
 // (the webhook server was killed mid-request, Temporal was down) may have been taken: the workflow runs
 // commands one at a time and would refuse a second copy once the first succeeded, so it is sent again
 // only if the engine does not show its effect within the step's time.
-func (e *env) command(ctx context.Context, o *outcome, name string, body any, done func(workflows.State) bool) string {
+func (e *env) command(ctx context.Context, o *outcome, name string, body any, done func(subscription.State) bool) string {
 	deadline := time.Now().Add(3 * e.cfg.StepTimeout)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		status, code, res, err := e.admin(ctx, "POST", "/admin/subscriptions/"+o.ID+"/"+name, body)
@@ -215,7 +215,7 @@ func (e *env) command(ctx context.Context, o *outcome, name string, body any, do
 		case err != nil, status >= 500,
 			status == http.StatusConflict && (code == "ChangePending" || code == "CommandQueued" || code == "Conflict"):
 			// Taken or not, running or not: wait for the effect before deciding to send it again.
-			if _, ok := e.waitEngineQuietState(ctx, o.ID, func(st workflows.State) bool { return done(st) && st.Pending == nil }); ok {
+			if _, ok := e.waitEngineQuietState(ctx, o.ID, func(st subscription.State) bool { return done(st) && st.Pending == nil }); ok {
 				o.note("%s: answer lost (%v %d %s); the engine shows it done", name, err, status, code)
 				return "Unanswered"
 			}
@@ -248,8 +248,8 @@ type commandResult struct {
 }
 
 // admin calls the webhook server's admin API; code is the error code of a 4xx/5xx answer.
-func (e *env) admin(ctx context.Context, method, path string, body any) (int, string, workflows.CommandResult, error) {
-	var res workflows.CommandResult
+func (e *env) admin(ctx context.Context, method, path string, body any) (int, string, subscription.CommandResult, error) {
+	var res subscription.CommandResult
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -297,7 +297,7 @@ func (e *env) admin(ctx context.Context, method, path string, body any) (int, st
 }
 
 // waitEngine polls the workflow's state until cond holds or the step's time is up (noted).
-func (e *env) waitEngine(ctx context.Context, o *outcome, what string, cond func(workflows.State) bool) (workflows.State, bool) {
+func (e *env) waitEngine(ctx context.Context, o *outcome, what string, cond func(subscription.State) bool) (subscription.State, bool) {
 	st, ok := e.waitEngineQuietState(ctx, o.ID, cond)
 	if !ok {
 		o.note("engine never showed %q within %s (last: status %s, phase %s)", what, e.cfg.StepTimeout, st.Status, st.Phase)
@@ -306,7 +306,7 @@ func (e *env) waitEngine(ctx context.Context, o *outcome, what string, cond func
 }
 
 // waitEngineLong is waitEngine with times step timeouts.
-func (e *env) waitEngineLong(ctx context.Context, o *outcome, what string, cond func(workflows.State) bool, times int) {
+func (e *env) waitEngineLong(ctx context.Context, o *outcome, what string, cond func(subscription.State) bool, times int) {
 	for i := range times {
 		if _, ok := e.waitEngineQuietState(ctx, o.ID, cond); ok {
 			if i > 0 {
@@ -320,13 +320,13 @@ func (e *env) waitEngineLong(ctx context.Context, o *outcome, what string, cond 
 
 // waitEngineQuiet is waitEngine for a step the engine may legitimately learn of only at reconciliation
 // (its webhook was dropped): not reaching it in time is not a finding.
-func (e *env) waitEngineQuiet(ctx context.Context, id string, cond func(workflows.State) bool) {
+func (e *env) waitEngineQuiet(ctx context.Context, id string, cond func(subscription.State) bool) {
 	e.waitEngineQuietState(ctx, id, cond)
 }
 
-func (e *env) waitEngineQuietState(ctx context.Context, id string, cond func(workflows.State) bool) (workflows.State, bool) {
+func (e *env) waitEngineQuietState(ctx context.Context, id string, cond func(subscription.State) bool) (subscription.State, bool) {
 	deadline := time.Now().Add(e.cfg.StepTimeout)
-	var last workflows.State
+	var last subscription.State
 	for ctx.Err() == nil {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := e.subs.State(qctx, id)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"saasengine/activities/reconciliation"
 	"saasengine/emulator"
-	"saasengine/reconcile"
 )
 
 // Report is what a chaos run found. Lost, Doubled, Stuck, FalselyReported, NonDeterminism and
@@ -48,7 +48,7 @@ type Report struct {
 	Faults      []emulator.Fault     `json:"faults"`
 	Kills       []ProcessCount       `json:"kills"`
 	// Reconciliations are the reconciliation runs after driving (more than one when a run had errors).
-	Reconciliations []reconcile.Report `json:"reconciliations"`
+	Reconciliations []reconciliation.Report `json:"reconciliations"`
 
 	Driven   time.Duration `json:"driven"`
 	Duration time.Duration `json:"duration"`

@@ -29,8 +29,7 @@ import (
 
 	"saasengine/emulator"
 	"saasengine/marketplace"
-	"saasengine/subscriptions"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 // Config is one chaos run.
@@ -100,7 +99,7 @@ type env struct {
 	tenantsDB  string
 
 	tc   client.Client
-	subs *subscriptions.Client
+	subs *subscription.Client
 	mkt  *marketplace.Client
 
 	logMu sync.Mutex
@@ -279,7 +278,7 @@ func (e *env) startAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.subs = subscriptions.New(e.tc, workflows.DefaultTaskQueue, workflows.Options{})
+	e.subs = subscription.New(e.tc, subscription.DefaultTaskQueue, subscription.Options{})
 	tokens := &marketplace.DevTokenSource{TenantID: emulator.DemoTenantID, ClientID: emulator.DemoAppID, Secret: []byte(tokenSecret)}
 	if e.mkt, err = marketplace.NewClient(e.emuURL+"/api", tokens); err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 	"syscall"
 
 	"saasengine/devserver"
-	"saasengine/workflows"
+	"saasengine/workflows/subscription"
 )
 
 func main() {
@@ -23,7 +23,7 @@ func main() {
 	flag.IntVar(&cfg.FrontendPort, "port", 7233, "frontend gRPC port (the internal services take the next few)")
 	flag.IntVar(&cfg.UIPort, "ui-port", -1, "Web UI port (-1: no UI)")
 	flag.Parse()
-	cfg.SearchAttributes = workflows.SearchAttributes()
+	cfg.SearchAttributes = subscription.SearchAttributes()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
