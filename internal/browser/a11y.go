@@ -81,7 +81,7 @@ func Contrast(ctx context.Context, scheme string) (ContrastReport, error) {
 	if err := Do(ctx, ColorScheme(scheme)); err != nil {
 		return ContrastReport{}, fmt.Errorf("colour scheme %s: %w", scheme, err)
 	}
-	return chromedp.Run(ctx, chromedp.Evaluate[ContrastReport](a11yJS+"; saasContrast()"))
+	return Run(ctx, chromedp.Evaluate[ContrastReport](a11yJS+"; saasContrast()"))
 }
 
 // CheckContrast runs Contrast in the light and the dark colour scheme and fails the test for each text or
@@ -121,7 +121,7 @@ type LayoutReport struct {
 // Layout measures the page at the tab's current width: how wide it is, the words broken across lines, the
 // elements wider than their box, and the controls without an accessible name.
 func Layout(ctx context.Context) (LayoutReport, error) {
-	return chromedp.Run(ctx, chromedp.Evaluate[LayoutReport](a11yJS+"; saasLayout()"))
+	return Run(ctx, chromedp.Evaluate[LayoutReport](a11yJS+"; saasLayout()"))
 }
 
 // CheckLayout fails the test when the page, at the tab's current width, scrolls sideways, has an element

@@ -46,25 +46,47 @@ func New(t *testing.T) context.Context {
 		chromedp.NoSandbox, // CI containers run as root, where Chromium's sandbox cannot start
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-dev-shm-usage", true),
+		// This machine's network is closed: Chromium must not try to reach Google's services.
 		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	// The first run starts the browser; it must not carry a timeout, or the timeout ends the browser.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting Chromium at %s: %v", path, err)
+	// The first run starts the browser; it must not carry a context timeout, or the timeout ends the
+	// browser, so a watchdog bounds it instead.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx, chromedp.Navigate("about:blank")) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("starting Chromium at %s: %v", path, err)
+		}
+	case <-time.After(time.Minute):
+		cancelCtx()
+		t.Fatalf("Chromium at %s did not start within a minute", path)
 	}
 	return ctx
 }
 
-// Do runs steps with a bound, so a page that never shows what the test waits for fails the test instead
-// of hanging it.
+// stepTimeout bounds every call into the browser, so a page that never shows what the test waits for (or
+// a browser that stopped answering) fails the test instead of hanging the package until go test's timeout.
+const stepTimeout = 30 * time.Second
+
+// Do runs steps with a bound.
 func Do(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	return chromedp.Do(ctx, steps...)
+}
+
+// Run runs one action that yields a value (a script's result, an attribute), with the same bound as Do.
+func Run[T any](ctx context.Context, action chromedp.Action[T]) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	return chromedp.Run(ctx, action)
 }
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
@@ -72,7 +94,7 @@ var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 // Screenshot saves the whole page as a PNG (quality 100 means PNG to Chromium) in artifacts/<test>/<name>.png.
 func Screenshot(t *testing.T, ctx context.Context, name string) string {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Errorf("screenshot %s: %v", name, err)
 		return ""
@@ -107,7 +129,7 @@ func ArtifactsDir() string {
 
 // Text waits for sel and returns its text.
 func Text(ctx context.Context, sel string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
 		return "", fmt.Errorf("waiting for %s: %w", sel, err)

@@ -99,7 +99,7 @@ func TestLandingInBrowser(t *testing.T) {
 	// The page polls its JSON and reloads itself once the subscription is done; no reload by the test.
 	waitText(t, ctx, "#message", "Your account is ready", "4-status")
 	browser.Screenshots(t, ctx, "5-status-ready")
-	open, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("#open"), "href"))
+	open, err := browser.Run(ctx, chromedp.AttributeValue(chromedp.CSS("#open"), "href"))
 	if label, _ := browser.Text(ctx, "#open"); label != "Open Contoso Analytics" || open.Value != "https://analytics.contoso.example/start" {
 		t.Errorf("the product's button: %q to %q (%v)", label, open.Value, err)
 	}
