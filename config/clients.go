@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -59,7 +60,7 @@ type Metrics struct {
 // NewMetrics wires the SDK's OpenTelemetry metrics into a Prometheus registry.
 func NewMetrics() (*Metrics, error) {
 	reg := promclient.NewRegistry()
-	reg.MustRegister(promclient.NewGoCollector(), promclient.NewProcessCollector(promclient.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)

@@ -99,15 +99,6 @@ func (s SignIn) users() []TestUser {
 	return s.Users
 }
 
-func (s SignIn) user(id string) (TestUser, bool) {
-	for _, u := range s.users() {
-		if u.ID == id {
-			return u, true
-		}
-	}
-	return TestUser{}, false
-}
-
 // app finds a registered app; with none registered, any client ID is an app with no credential checks.
 func (s SignIn) app(clientID string) (SignInApp, bool) {
 	if len(s.Apps) == 0 {

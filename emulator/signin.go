@@ -506,15 +506,17 @@ func (e *Emulator) AddSignInFault(f SignInFault) error {
 	return nil
 }
 
+// takeSignInFaultLocked fires the oldest sign-in fault, if any, and drops it once it has fired Count times.
 func (e *Emulator) takeSignInFaultLocked() string {
-	for i, f := range e.signin.faults {
-		f.Fired++
-		if f.Count > 0 && f.Fired >= f.Count {
-			e.signin.faults = append(e.signin.faults[:i], e.signin.faults[i+1:]...)
-		}
-		return f.Kind
+	if len(e.signin.faults) == 0 {
+		return ""
 	}
-	return ""
+	f := e.signin.faults[0]
+	f.Fired++
+	if f.Count > 0 && f.Fired >= f.Count {
+		e.signin.faults = e.signin.faults[1:]
+	}
+	return f.Kind
 }
 
 func (e *Emulator) controlSignInFaults(w http.ResponseWriter, r *http.Request) {

@@ -141,7 +141,7 @@ func (a *Activities) Notify(ctx context.Context, n Notice) error {
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &delivered)
 	}
-	m := Message{Notice: n, Namespace: info.WorkflowNamespace, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
+	m := Message{Notice: n, Namespace: info.Namespace, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID}
 	m.AdminURL = a.Links.admin(n.SubscriptionID)
 	m.WorkflowURL = a.Links.workflow(m.Namespace, m.WorkflowID, m.RunID)
 

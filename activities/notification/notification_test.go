@@ -44,9 +44,9 @@ func notice() notification.Notice {
 	}
 }
 
-// run executes Notify as a worker would, for a workflow with a fixed ID, and returns its error and
-// the heartbeat details it recorded last.
-func run(t *testing.T, a *notification.Activities, n notification.Notice, previous []string) (error, []string) {
+// run executes Notify as a worker would, for a workflow with a fixed ID, and returns the heartbeat
+// details it recorded last and its error.
+func run(t *testing.T, a *notification.Activities, n notification.Notice, previous []string) ([]string, error) {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
@@ -65,7 +65,7 @@ func run(t *testing.T, a *notification.Activities, n notification.Notice, previo
 	_, err := env.ExecuteActivity(a.Notify, n)
 	mu.Lock()
 	defer mu.Unlock()
-	return err, recorded
+	return recorded, err
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
@@ -110,7 +110,7 @@ func TestEmailArrivesOverSMTPWithTLSAndAuth(t *testing.T) {
 		To:   []string{"ops@vendor.example", "oncall@vendor.example"},
 	}
 	a := &notification.Activities{Channels: []notification.Channel{{Name: "email", Sender: email}}, Links: links}
-	err, delivered := run(t, a, notice(), nil)
+	delivered, err := run(t, a, notice(), nil)
 	if err != nil {
 		t.Fatalf("notify: %v", err)
 	}
@@ -148,12 +148,12 @@ func TestEmailArrivesOverSMTPWithTLSAndAuth(t *testing.T) {
 	}
 
 	// The same event sent again (a retry whose answer was lost) is the same message to mail clients.
-	if err, _ := run(t, a, notice(), nil); err != nil {
+	if _, err := run(t, a, notice(), nil); err != nil {
 		t.Fatal(err)
 	}
 	other := notice()
 	other.Event = "attention/activation/2"
-	if err, _ := run(t, a, other, nil); err != nil {
+	if _, err := run(t, a, other, nil); err != nil {
 		t.Fatal(err)
 	}
 	msgs = mail.Messages()
@@ -181,7 +181,7 @@ func TestEmailWrongPasswordIsRetried(t *testing.T) {
 	email := &notification.Email{SMTP: notification.SMTP{Host: host, Port: p, Username: "ops-sender", Password: "wrong",
 		TLSConfig: &tls.Config{RootCAs: roots}}, From: "engine@vendor.example", To: []string{"ops@vendor.example"}}
 	a := &notification.Activities{Channels: []notification.Channel{{Name: "email", Sender: email}}}
-	err, _ = run(t, a, notice(), nil)
+	_, err = run(t, a, notice(), nil)
 	if err == nil {
 		t.Fatal("sent with a wrong password")
 	}
@@ -230,7 +230,7 @@ func TestSignedWebhookVerifiesAndCarriesTheKey(t *testing.T) {
 	srv, got := receiver(t)
 	const secret = "notify-secret"
 	a := &notification.Activities{Channels: []notification.Channel{{Name: "webhook", Sender: &notification.Webhook{URL: srv.URL + "/hooks/saas", Secret: secret}}}, Links: links}
-	if err, _ := run(t, a, notice(), nil); err != nil {
+	if _, err := run(t, a, notice(), nil); err != nil {
 		t.Fatal(err)
 	}
 	reqs := got()
@@ -266,7 +266,7 @@ func TestARetrySendsOnlyToChannelsThatFailed(t *testing.T) {
 		{Name: "webhook", Sender: &notification.Webhook{URL: hook.URL, Secret: "k"}},
 		{Name: "slack", Sender: &notification.Slack{URL: slack.URL + "/services/T000/B000/SECRETPART"}},
 	}}
-	err, delivered := run(t, a, notice(), nil)
+	delivered, err := run(t, a, notice(), nil)
 	if err == nil {
 		t.Fatal("a 503 from Slack did not fail the attempt")
 	}
@@ -281,7 +281,7 @@ func TestARetrySendsOnlyToChannelsThatFailed(t *testing.T) {
 		t.Fatalf("recorded %v, want [webhook]", delivered)
 	}
 	// The retry starts from the heartbeat details, as Temporal hands them to the next attempt.
-	if err, delivered = run(t, a, notice(), delivered); err != nil {
+	if delivered, err = run(t, a, notice(), delivered); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	if len(hookGot()) != 1 || len(slackGot()) != 2 {
@@ -295,7 +295,7 @@ func TestARetrySendsOnlyToChannelsThatFailed(t *testing.T) {
 func TestRefusalIsPermanent(t *testing.T) {
 	hook, _ := receiver(t, http.StatusBadRequest)
 	a := &notification.Activities{Channels: []notification.Channel{{Name: "webhook", Sender: &notification.Webhook{URL: hook.URL, Secret: "k"}}}}
-	err, _ := run(t, a, notice(), nil)
+	_, err := run(t, a, notice(), nil)
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || !ae.NonRetryable() || ae.Type() != notification.ErrNotifyFailed {
 		t.Fatalf("a 400 gave %v, want a non-retryable %s", err, notification.ErrNotifyFailed)
@@ -306,7 +306,7 @@ func TestRoutingByKindAndNoChannel(t *testing.T) {
 	hook, got := receiver(t)
 	a := &notification.Activities{Channels: []notification.Channel{{Name: "webhook", Kinds: []notification.Kind{notification.UsageRejected},
 		Sender: &notification.Webhook{URL: hook.URL, Secret: "k"}}}}
-	if err, _ := run(t, a, notice(), nil); err != nil {
+	if _, err := run(t, a, notice(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(got()) != 0 {
@@ -314,13 +314,13 @@ func TestRoutingByKindAndNoChannel(t *testing.T) {
 	}
 	n := notice()
 	n.Kind = notification.UsageRejected
-	if err, _ := run(t, a, n, nil); err != nil {
+	if _, err := run(t, a, n, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(got()) != 1 {
 		t.Fatal("a usage-rejected notice did not reach its channel")
 	}
-	if err, _ := run(t, &notification.Activities{}, notice(), nil); err != nil {
+	if _, err := run(t, &notification.Activities{}, notice(), nil); err != nil {
 		t.Fatalf("with no channel: %v", err)
 	}
 }
@@ -334,7 +334,7 @@ func TestSlackAndTeamsShapes(t *testing.T) {
 	}}
 	n := notice()
 	n.Detail = "refused <b>&</b>"
-	if err, _ := run(t, a, n, nil); err != nil {
+	if _, err := run(t, a, n, nil); err != nil {
 		t.Fatal(err)
 	}
 	var s map[string]any

@@ -165,7 +165,7 @@ func (a *Activities) reconcileOne(ctx context.Context, theirs marketplace.Subscr
 	}
 	kinds := Compare(theirs, ours)
 	if !ours.Closed && (theirs.Status == marketplace.StatusSubscribed || theirs.Status == marketplace.StatusSuspended) {
-		ops, err := a.Marketplace.ListOperations(ctx, theirs.ID)
+		ops, err := listOperations(ctx, a.Marketplace, theirs.ID)
 		if err != nil {
 			return 0, nil, fmt.Errorf("listing outstanding operations: %w", err)
 		}
@@ -186,6 +186,34 @@ func (a *Activities) reconcileOne(ctx context.Context, theirs marketplace.Subscr
 	}
 	return outHealed, kinds, nil
 }
+
+// listOperations reads a subscription's outstanding operations, trying a throttled or failed read again a
+// few times within the page's activity: one transient failure would otherwise leave the subscription
+// unchecked until the next run, an hour later.
+func listOperations(ctx context.Context, m Marketplace, subscriptionID string) ([]marketplace.Operation, error) {
+	const attempts = 4
+	wait := 500 * time.Millisecond
+	for i := 1; ; i++ {
+		ops, err := m.ListOperations(ctx, subscriptionID)
+		if err == nil || i == attempts || !marketplace.IsRetryable(err) {
+			return ops, err
+		}
+		d := wait
+		if me, ok := marketplace.AsError(err); ok && me.RetryAfter > d {
+			d = min(me.RetryAfter, maxReadRetryWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(d):
+		}
+		wait *= 2
+	}
+}
+
+// maxReadRetryWait caps a Retry-After honoured inside a page, so that one throttled read cannot hold the
+// page past its heartbeat.
+const maxReadRetryWait = 10 * time.Second
 
 // Compare lists how Microsoft's view of a subscription differs from ours.
 func Compare(theirs marketplace.Subscription, ours Ours) []string {

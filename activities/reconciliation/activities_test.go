@@ -11,6 +11,8 @@ import (
 
 	"saasengine/activities"
 	"saasengine/activities/reconciliation"
+	"saasengine/emulator"
+	"saasengine/emulator/emulatortest"
 	"saasengine/marketplace"
 )
 
@@ -53,5 +55,58 @@ func TestFetchPageClassifiesFailuresAsActivitiesDo(t *testing.T) {
 				t.Fatalf("got type %s nonRetryable=%v after %v, want %s retryable=%v after %v", ae.Type(), ae.NonRetryable(), ae.NextRetryDelay(), tc.typ, tc.retryable, tc.after)
 			}
 		})
+	}
+}
+
+// inSync is an engine whose workflow agrees with Microsoft on every subscription.
+type inSync struct{ subs map[string]marketplace.Subscription }
+
+func (e inSync) Ours(_ context.Context, id string) (reconciliation.Ours, bool, error) {
+	s := e.subs[id]
+	return reconciliation.Ours{Status: s.Status, PlanID: s.PlanID, Quantity: int64(s.Quantity), TermEnd: s.Term.EndDate.Time}, true, nil
+}
+
+func (inSync) Snapshot(context.Context, marketplace.Subscription) error {
+	return errors.New("a subscription in sync needs no snapshot")
+}
+
+// A throttled or failing List operations is read again within the page, so one transient fault does not
+// leave a subscription unchecked until the next run.
+func TestAPageRetriesATransientRead(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{})
+	p := env.Purchase(t, "basic", 0)
+	ctx := context.Background()
+	if err := env.Client.Activate(ctx, p.SubscriptionID, marketplace.SubscriberPlan{PlanID: "basic"}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := env.Client.GetSubscription(ctx, p.SubscriptionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []emulator.Fault{
+		{Endpoint: emulator.EndpointListOperations, Status: 503, Count: 1},
+		{Endpoint: emulator.EndpointListOperations, Status: 429, RetryAfter: 1, Count: 1},
+	} {
+		if err := env.Emulator.AddFault(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &reconciliation.Activities{Marketplace: env.Client, Engine: inSync{subs: map[string]marketplace.Subscription{sub.ID: *sub}}}
+	var s testsuite.WorkflowTestSuite
+	aenv := s.NewTestActivityEnvironment()
+	aenv.RegisterActivity(a)
+	v, err := aenv.ExecuteActivity(a.ReconcilePage, []marketplace.Subscription{*sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep reconciliation.Report
+	if err := v.Get(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors != 0 || rep.InSync != 1 {
+		t.Fatalf("want the subscription checked and in sync after two transient faults, got %s (%v)", rep, rep.ErrorSamples)
+	}
+	if n := env.Emulator.Calls(emulator.EndpointListOperations, sub.ID); n != 3 {
+		t.Fatalf("List operations was called %d times, want 3 (two faults, then the answer)", n)
 	}
 }

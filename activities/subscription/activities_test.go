@@ -20,8 +20,7 @@ import (
 
 type opsOnly struct {
 	Marketplace
-	err   error
-	corrs []string
+	err error
 }
 
 func (o *opsOnly) UpdateOperation(ctx context.Context, subscriptionID, operationID string, u marketplace.OperationUpdate) error {

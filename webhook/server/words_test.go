@@ -67,7 +67,7 @@ func TestPagesSpeakTheBuyersWords(t *testing.T) {
 	s.WaitState(t, p.SubscriptionID, "Subscribed", func(st subscription.State) bool {
 		return st.Status == marketplace.StatusSubscribed && st.Phase == subscription.PhaseIdle
 	})
-	code, page = get(t, b, final.String())
+	_, page = get(t, b, final.String())
 	for _, want := range []string{`id="status">Ready<`, "Your account is ready. You can start using Contoso Analytics now.", `<a class="button" id="open" href="https://analytics.contoso.example/start">Open Contoso Analytics</a>`, "Renews on"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("ready status page lacks %q", want)
