@@ -59,7 +59,9 @@ func TestFetchPageClassifiesFailuresAsActivitiesDo(t *testing.T) {
 }
 
 // inSync is an engine whose workflow agrees with Microsoft on every subscription.
-type inSync struct{ subs map[string]marketplace.Subscription }
+type inSync struct {
+	subs map[string]marketplace.Subscription
+}
 
 func (e inSync) Ours(_ context.Context, id string) (reconciliation.Ours, bool, error) {
 	s := e.subs[id]
