@@ -14,6 +14,16 @@ if [ "${SKIP_BROWSER_TESTS:-}" != 1 ] && ! command -v chromium >/dev/null 2>&1; 
 fi
 
 go vet ./...
+unformatted="$(gofmt -l .)"
+if [ -n "$unformatted" ]; then
+  echo "test.sh: not gofmt-ed:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+# staticcheck, and Temporal's workflowcheck (no map order, clock, randomness or goroutine in workflow code;
+# order-insensitive map loops are marked //workflowcheck:ignore), at pinned versions from the module proxy.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+go run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./...
 
 # Each package has 15 minutes (the slowest takes about 4 on two cores), so one that hangs fails the run
 # well inside CI's half hour. CI shows the end of the output: on failure the run ends with a digest of the

@@ -51,6 +51,7 @@ func (r *Report) Add(o Report) {
 	r.Healed += o.Healed
 	r.Ignored += o.Ignored
 	r.Errors += o.Errors
+	//workflowcheck:ignore sums into a map: the order does not matter
 	for k, v := range o.Drift {
 		if r.Drift == nil {
 			r.Drift = map[string]int{}
@@ -67,6 +68,7 @@ func (r *Report) Add(o Report) {
 // String summarises the report for logs.
 func (r Report) String() string {
 	kinds := make([]string, 0, len(r.Drift))
+	//workflowcheck:ignore sorted below
 	for k, v := range r.Drift {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
 	}

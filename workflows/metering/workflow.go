@@ -269,6 +269,7 @@ func (m *meter) dueAt(b *Bucket) time.Time {
 // sorted returns the open buckets oldest first, then by dimension: commands go out in a stable order.
 func (m *meter) sorted() []*Bucket {
 	out := make([]*Bucket, 0, len(m.open))
+	//workflowcheck:ignore sorted below
 	for _, b := range m.open {
 		out = append(out, b)
 	}

@@ -22,6 +22,7 @@ const changeNotify = "notify-operators"
 // run's failure.
 func notify(ctx workflow.Context, report acts.Report) {
 	drift := 0
+	//workflowcheck:ignore a sum: the order does not matter
 	for _, n := range report.Drift {
 		drift += n
 	}
@@ -34,6 +35,7 @@ func notify(ctx workflow.Context, report acts.Report) {
 	facts := map[string]string{"seen": strconv.Itoa(report.Seen), "healed": strconv.Itoa(report.Healed),
 		"adopted": strconv.Itoa(report.Adopted), "errors": strconv.Itoa(report.Errors)}
 	kinds := make([]string, 0, len(report.Drift))
+	//workflowcheck:ignore sorted below
 	for k, n := range report.Drift {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
 	}

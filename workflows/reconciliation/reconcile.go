@@ -50,11 +50,13 @@ const (
 // recordMetrics adds one page's findings to the metrics. The SDK's handler records nothing while a
 // workflow replays, so a page is counted once.
 func recordMetrics(m client.MetricsHandler, page acts.Report) {
+	//workflowcheck:ignore metrics, in any order (nothing of them reaches the history)
 	for outcome, n := range map[string]int{"in_sync": page.InSync, "adopted": page.Adopted, "healed": page.Healed, "ignored": page.Ignored, "error": page.Errors} {
 		if n > 0 {
 			m.WithTags(map[string]string{"outcome": outcome}).Counter(MetricSubscriptions).Inc(int64(n))
 		}
 	}
+	//workflowcheck:ignore metrics, in any order
 	for kind, n := range page.Drift {
 		m.WithTags(map[string]string{"kind": kind}).Counter(MetricDrift).Inc(int64(n))
 	}

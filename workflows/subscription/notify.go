@@ -23,11 +23,13 @@ func (r *runner) notify(ctx workflow.Context, kind notification.Kind, event, sum
 	if facts == nil {
 		facts = map[string]string{}
 	}
+	//workflowcheck:ignore fills a map: the order does not matter
 	for k, v := range map[string]string{"offer": r.st.OfferID, "plan": r.st.PlanID, "status": string(r.st.Status)} {
 		if v != "" {
 			facts[k] = v
 		}
 	}
+	//workflowcheck:ignore deletes from the map: the order does not matter
 	for k, v := range facts {
 		if v == "" {
 			delete(facts, k)
