@@ -160,21 +160,28 @@ func appliedOnce(t *testing.T, s *stacktest.Stack, id string, ops ...string) {
 	}
 }
 
-// One subscription through its whole life in one run: purchase, landing confirmation, activation,
-// a customer seat change the ISV accepts, a customer plan change the ISV refuses, a publisher plan
-// change, suspension, reinstatement, renewal and the customer's cancellation. At every step Microsoft's
-// record, the workflow's state and the ISV's tenant agree, and every provisioning key is applied once.
+// One subscription through its whole life: purchase, landing confirmation, activation, a customer seat
+// change the ISV accepts, one over the ISV's 40-seat limit it refuses, a customer plan change it refuses,
+// a publisher plan change, suspension, reinstatement, renewal and the customer's cancellation. At every
+// step Microsoft's record, the workflow's state and the ISV's tenant agree, and every provisioning key is
+// applied once.
 //
 // It runs with Microsoft's reads lagging its operations by 0, 2 (the emulator's default, as Microsoft's)
-// and 5 seconds: the workflow never waits for reconciliation to agree.
+// and 5 seconds: the workflow never waits for reconciliation to agree. Without lag the workflow also
+// continues as new every 4 inputs, so the life spreads over several runs.
 func TestLifecycleBothSidesAgree(t *testing.T) {
 	for _, lag := range []time.Duration{0, 2 * time.Second, 5 * time.Second} {
-		t.Run(fmt.Sprintf("read lag %s", lag), func(t *testing.T) { lifecycleBothSidesAgree(t, lag) })
+		maxEvents := 0
+		if lag == 0 {
+			maxEvents = 4
+		}
+		t.Run(fmt.Sprintf("read lag %s", lag), func(t *testing.T) { lifecycleBothSidesAgree(t, lag, maxEvents) })
 	}
 }
 
-func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
-	s := stacktest.Start(t, stacktest.Options{NoWorker: true, ConfigureEmulator: func(c *emulator.Config) { c.ReadLag = emulator.NewDuration(lag) }})
+func lifecycleBothSidesAgree(t *testing.T, lag time.Duration, maxEvents int) {
+	s := stacktest.Start(t, stacktest.Options{NoWorker: true, DemoMaxQuantity: 40, Workflow: subscription.Options{MaxEvents: maxEvents},
+		ConfigureEmulator: func(c *emulator.Config) { c.ReadLag = emulator.NewDuration(lag) }})
 	// Set before any worker goroutine exists, so the provisioner reads it without a race.
 	s.Provisioner.RejectPlans = []string{"basic"}
 	s.StartWorker(t)
@@ -202,6 +209,23 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 	}
 	sidesAgree(t, s, id, "customer seat change", st)
 	appliedOnce(t, s, id, qty.ID)
+
+	// The customer asks for more seats than the ISV allows: refused, nothing changes.
+	tooMany, err := emu.CustomerChangeQuantity(id, 45)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOpStatus(t, s, id, tooMany.ID, marketplace.OperationFailed)
+	st = settled(t, s, id, "refused seat change settled", func(st subscription.State) bool {
+		return hasAudit(st, "change-not-applied", tooMany.ID)
+	})
+	if seenOutcome(st, tooMany.ID) != subscription.OutcomeRejected || st.Quantity != 20 {
+		t.Fatalf("refused seat change: outcome %q, seats %d", seenOutcome(st, tooMany.ID), st.Quantity)
+	}
+	if n := s.Provisioner.Applied(provisioning.IdempotencyKey(id, tooMany.ID)); n != 0 {
+		t.Fatalf("refused seat change applied %d times", n)
+	}
+	sidesAgree(t, s, id, "refused seat change", st)
 
 	// The customer moves to a plan the ISV refuses: the operation fails at Microsoft, nothing changes.
 	refused, err := emu.CustomerChangePlan(id, "basic")
@@ -282,15 +306,18 @@ func lifecycleBothSidesAgree(t *testing.T, lag time.Duration) {
 	}
 	sidesAgree(t, s, id, "unsubscribe", final)
 	appliedOnce(t, s, id, "activate", qty.ID, res.OperationID, susp.ID, rein.ID, "deprovision")
-	if final.Runs != 2 {
+	if maxEvents == 0 && final.Runs != 2 {
 		t.Errorf("runs %d, want 2 (the Renew continues as new; default MaxEvents)", final.Runs)
+	}
+	if maxEvents > 0 && final.Runs < 3 {
+		t.Errorf("runs %d, want at least 3 (continued as new every %d inputs)", final.Runs, maxEvents)
 	}
 	if n := len(s.Provisioner.Tenants()); n != 1 {
 		t.Errorf("%d tenants", n)
 	}
 	for _, d := range emu.Deliveries() {
 		want := emulator.DeliveryDelivered
-		if d.Event.ID == refused.ID {
+		if d.Event.ID == refused.ID || d.Event.ID == tooMany.ID {
 			want = emulator.DeliveryRejected
 		}
 		if d.Event.SubscriptionID == id && d.State != want {

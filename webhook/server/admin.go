@@ -16,54 +16,14 @@ import (
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
+
+	"saasengine/workflows/subscription"
 )
 
-// ValidationError is a command the subscription's workflow refused (its update validator, or Microsoft's
-// answer): the caller's mistake, answered with 4xx.
-type ValidationError struct {
-	Code    string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Code + ": " + e.Message }
-
-// InProgressError is a command the workflow took that did not finish within Config.CommandWait: answered
-// 202, and the workflow keeps following Microsoft's operation.
-type InProgressError struct {
-	// OperationID is Microsoft's operation, if the workflow has started it by now.
-	OperationID string
-}
-
-func (e *InProgressError) Error() string { return "command in progress" }
-
-// ErrNotAccepted means the workflow did not take a command within Config.CommandWait (no worker
-// running?); it may still take it later.
-var ErrNotAccepted = errors.New("the subscription's workflow did not take the command in time")
-
-// ListFilter narrows the admin listing; empty fields match everything.
-type ListFilter struct {
-	Status string
-	Offer  string
-	Plan   string
-	// PageToken continues a previous listing.
-	PageToken string
-	PageSize  int
-}
-
-// Summary is one subscription in a listing, from its search attributes.
-type Summary struct {
-	SubscriptionID string `json:"subscriptionId"`
-	Status         string `json:"status"`
-	OfferID        string `json:"offerId"`
-	PlanID         string `json:"planId"`
-	Quantity       int64  `json:"quantity,omitempty"`
-	Running        bool   `json:"running"`
-}
-
-// Listing is one page of summaries.
-type Listing struct {
-	Subscriptions []Summary `json:"subscriptions"`
-	NextPageToken string    `json:"nextPageToken,omitempty"`
+// listing is one page of the admin listing.
+type listing struct {
+	Subscriptions []subscription.Summary `json:"subscriptions"`
+	NextPageToken string                 `json:"nextPageToken,omitempty"`
 }
 
 // adminAuth requires the configured bearer token, compared in constant time.
@@ -81,7 +41,7 @@ func (s *Server) adminAuth(next http.HandlerFunc) http.HandlerFunc {
 
 func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := ListFilter{Status: q.Get("status"), Offer: q.Get("offer"), Plan: q.Get("plan")}
+	f := subscription.Filter{Status: q.Get("status"), Offer: q.Get("offer"), Plan: q.Get("plan")}
 	for _, v := range []string{f.Status, f.Offer, f.Plan} {
 		// Values go into a visibility query; refuse what could break out of the quoted literal.
 		if strings.ContainsAny(v, `'"\`) {
@@ -105,13 +65,17 @@ func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 		}
 		f.PageToken = token
 	}
-	out, err := s.cfg.Subscriptions.List(r.Context(), f)
+	subs, next, err := s.cfg.Subscriptions.List(r.Context(), f)
 	if err != nil {
 		s.commandFailed(w, r, err)
 		return
 	}
-	if out.NextPageToken != "" {
-		out.NextPageToken = s.sealPageToken(out.NextPageToken)
+	out := listing{Subscriptions: subs}
+	if out.Subscriptions == nil {
+		out.Subscriptions = []subscription.Summary{}
+	}
+	if len(next) > 0 {
+		out.NextPageToken = s.sealPageToken(next)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -123,24 +87,24 @@ const maxPageSize = 1000
 // cannot tell an invented token from a stale one quickly, and would make the caller wait for a 503.
 const pageTokenMACSize = 16
 
-func (s *Server) pageTokenMAC(token string) []byte {
+func (s *Server) pageTokenMAC(token []byte) []byte {
 	key := hmac.New(sha256.New, s.csrfKey)
 	key.Write([]byte("admin page token"))
 	m := hmac.New(sha256.New, key.Sum(nil))
-	m.Write([]byte(token))
+	m.Write(token)
 	return m.Sum(nil)[:pageTokenMACSize]
 }
 
-func (s *Server) sealPageToken(token string) string {
+func (s *Server) sealPageToken(token []byte) string {
 	return base64.RawURLEncoding.EncodeToString(append(s.pageTokenMAC(token), token...))
 }
 
-func (s *Server) openPageToken(sealed string) (string, bool) {
+func (s *Server) openPageToken(sealed string) ([]byte, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(sealed)
 	if err != nil || len(b) <= pageTokenMACSize {
-		return "", false
+		return nil, false
 	}
-	token := string(b[pageTokenMACSize:])
+	token := b[pageTokenMACSize:]
 	return token, hmac.Equal(b[:pageTokenMACSize], s.pageTokenMAC(token))
 }
 
@@ -216,7 +180,7 @@ type inProgress struct {
 }
 
 func (s *Server) commandResult(w http.ResponseWriter, r *http.Request, res any, err error) {
-	var ip *InProgressError
+	var ip *subscription.InProgressError
 	if errors.As(err, &ip) {
 		// The answer must leave before the write timeout drops the connection; the command is durable
 		// in the workflow, which keeps following Microsoft's operation.
@@ -242,7 +206,7 @@ func subscriptionPath(id string) string { return "/admin/subscriptions/" + url.P
 // commandFailed maps a Subscriptions error to its status: refusals are 4xx with the workflow's code and
 // message, a missing subscription 404, anything else 503 (Temporal unreachable; try again).
 func (s *Server) commandFailed(w http.ResponseWriter, r *http.Request, err error) {
-	var ve *ValidationError
+	var ve *subscription.CommandError
 	switch {
 	case errors.As(err, &ve):
 		status := http.StatusBadRequest
@@ -252,9 +216,9 @@ func (s *Server) commandFailed(w http.ResponseWriter, r *http.Request, err error
 			status = http.StatusConflict
 		}
 		s.fail(w, r, status, ve.Code, ve.Message, nil)
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, subscription.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "NotFound", "no such subscription", nil)
-	case errors.Is(err, ErrNotAccepted):
+	case errors.Is(err, subscription.ErrNotAccepted):
 		s.fail(w, r, http.StatusServiceUnavailable, "NotAccepted",
 			"the subscription's workflow did not take the command in time (is a worker running?); it may still take it, so check GET "+
 				subscriptionPath(mux.Vars(r)["id"])+" before sending it again", err)

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"saasengine/marketplace"
+	"saasengine/workflows/subscription"
 )
 
 // Resolver turns a purchase token into its subscription (marketplace.Client in production).
@@ -84,7 +85,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request, b *Buyer) {
 		return
 	}
 	if _, err := s.cfg.Subscriptions.Confirm(r.Context(), *resolved); err != nil {
-		var ve *ValidationError
+		var ve *subscription.CommandError
 		if errors.As(err, &ve) {
 			// The workflow's reason is for operators; the buyer learns where the subscription stands.
 			s.log.Info("landing: confirmation refused", zap.String("subscriptionId", resolved.ID), zap.String("code", ve.Code))
@@ -112,7 +113,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, b *Buyer) {
 	}
 	view, err := s.cfg.Subscriptions.View(r.Context(), id)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, subscription.ErrNotFound) {
 			s.render(w, r, http.StatusNotFound, "help.html", pageData{Title: "We could not find your subscription", Message: "Open the link from Microsoft again."})
 			return
 		}

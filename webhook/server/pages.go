@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -35,9 +34,6 @@ type View struct {
 	// operators; buyers are told what happens next).
 	Failed bool
 }
-
-// ErrNotFound is returned by Subscriptions when no workflow exists for a subscription.
-var ErrNotFound = errors.New("subscription not found")
 
 // presented is a View with what the buyer reads: the product's and the plan's names, the standing, where
 // the product opens.

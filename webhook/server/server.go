@@ -16,16 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"saasengine/marketplace"
+	"saasengine/workflows/subscription"
 )
-
-// Decision is a subscription workflow's answer to a plan or quantity change Microsoft announced.
-type Decision struct {
-	// Decided is false when the workflow did not decide within the wait; the webhook then answers 200 and the
-	// workflow's own PATCH stands alone.
-	Decided  bool
-	Accepted bool
-	Reason   string
-}
 
 // Subscriptions is what the server asks of the subscription workflows.
 type Subscriptions interface {
@@ -33,20 +25,22 @@ type Subscriptions interface {
 	// and returns once Temporal has accepted it.
 	DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent) error
 	// DecideChange hands a ChangePlan or ChangeQuantity notification to the workflow and waits at most wait
-	// for its decision.
-	DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (Decision, error)
+	// for its decision (Decided false: none came in time, the webhook answers 200 and the workflow's own
+	// PATCH stands alone).
+	DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (subscription.ChangeDecision, error)
 
 	// Land makes a resolved subscription known (starting its workflow if needed) and returns its view.
 	Land(ctx context.Context, resolved marketplace.ResolvedSubscription) (View, error)
 	// Confirm records the buyer's confirmation on the landing page (Update-With-Start).
 	Confirm(ctx context.Context, resolved marketplace.ResolvedSubscription) (View, error)
-	// View reads a subscription's current view; ErrNotFound if the engine does not know it.
+	// View reads a subscription's current view; subscription.ErrNotFound if the engine does not know it.
 	View(ctx context.Context, subscriptionID string) (View, error)
 
-	// List, State and the commands serve the admin API. Refusals come back as *ValidationError. The
-	// commands wait at most wait for Microsoft's outcome: past it they return *InProgressError if the
-	// workflow took the command, ErrNotAccepted if it did not.
-	List(ctx context.Context, f ListFilter) (Listing, error)
+	// List, State and the commands serve the admin API. Refusals come back as *subscription.CommandError.
+	// The commands wait at most wait for Microsoft's outcome: past it they return
+	// *subscription.InProgressError if the workflow took the command, subscription.ErrNotAccepted if it
+	// did not.
+	List(ctx context.Context, f subscription.Filter) (subs []subscription.Summary, nextPageToken []byte, err error)
 	State(ctx context.Context, subscriptionID string) (any, error)
 	ChangePlan(ctx context.Context, subscriptionID, planID string, wait time.Duration) (any, error)
 	ChangeQuantity(ctx context.Context, subscriptionID string, quantity int64, wait time.Duration) (any, error)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -27,9 +26,9 @@ func (t Temporal) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEven
 }
 
 // DecideChange asks the workflow to decide within wait.
-func (t Temporal) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (Decision, error) {
+func (t Temporal) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (subscription.ChangeDecision, error) {
 	d, err := t.Client.DecideChange(ctx, ev, wait)
-	return Decision{Decided: d.Decided, Accepted: d.Accepted, Reason: d.Reason}, webhookError(err)
+	return d, webhookError(err)
 }
 
 // webhookError sorts what the webhook answers 200 or 400 from what makes Microsoft deliver again (503).
@@ -110,27 +109,9 @@ func (t Temporal) OfTenant(ctx context.Context, tenantID string) (TenantSubscrip
 }
 
 // List lists subscriptions by their search attributes.
-func (t Temporal) List(ctx context.Context, f ListFilter) (Listing, error) {
-	var token []byte
-	if f.PageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(f.PageToken)
-		if err != nil {
-			return Listing{}, &ValidationError{Code: "BadPageToken", Message: "pageToken is not one this API gave out"}
-		}
-		token = b
-	}
-	sums, next, err := t.Client.List(ctx, subscription.Filter{Status: f.Status, Offer: f.Offer, Plan: f.Plan, PageSize: f.PageSize, PageToken: token})
-	if err != nil {
-		return Listing{}, mapError(err)
-	}
-	out := Listing{Subscriptions: make([]Summary, 0, len(sums))}
-	for _, s := range sums {
-		out.Subscriptions = append(out.Subscriptions, Summary{SubscriptionID: s.SubscriptionID, Status: s.Status, OfferID: s.OfferID, PlanID: s.PlanID, Quantity: s.Quantity, Running: s.Running})
-	}
-	if len(next) > 0 {
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString(next)
-	}
-	return out, nil
+func (t Temporal) List(ctx context.Context, f subscription.Filter) ([]subscription.Summary, []byte, error) {
+	subs, next, err := t.Client.List(ctx, f)
+	return subs, next, mapError(err)
 }
 
 // State returns the workflow's full state.
@@ -194,25 +175,17 @@ func commandResult(res subscription.CommandResult, err error) (any, error) {
 		return nil, mapError(err)
 	}
 	if res.Status == subscription.ResultRejected {
-		return nil, &ValidationError{Code: "Rejected", Message: res.Message}
+		return nil, &subscription.CommandError{Code: "Rejected", Message: res.Message}
 	}
 	return res, nil
 }
 
+// mapError answers an ended subscription's workflow as a refusal; the client's other errors
+// (*subscription.CommandError, *subscription.InProgressError, ErrNotAccepted, ErrNotFound) are the
+// server's vocabulary as they are.
 func mapError(err error) error {
-	var ce *subscription.CommandError
-	var ip *subscription.InProgressError
-	switch {
-	case errors.As(err, &ip):
-		return &InProgressError{OperationID: ip.OperationID}
-	case errors.Is(err, subscription.ErrNotAccepted):
-		return ErrNotAccepted
-	case errors.As(err, &ce):
-		return &ValidationError{Code: ce.Code, Message: ce.Message}
-	case errors.Is(err, subscription.ErrNotFound):
-		return ErrNotFound
-	case errors.Is(err, subscription.ErrEnded):
-		return &ValidationError{Code: "Ended", Message: "the subscription has ended; nothing more can be done with it"}
+	if errors.Is(err, subscription.ErrEnded) {
+		return &subscription.CommandError{Code: "Ended", Message: "the subscription has ended; nothing more can be done with it"}
 	}
 	return err
 }

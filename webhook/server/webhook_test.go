@@ -621,11 +621,11 @@ type budgetProbe struct {
 	wait     chan time.Duration
 }
 
-func (p budgetProbe) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (server.Decision, error) {
+func (p budgetProbe) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (subscription.ChangeDecision, error) {
 	d, _ := ctx.Deadline()
 	p.deadline <- d
 	p.wait <- wait
-	return server.Decision{}, nil
+	return subscription.ChangeDecision{}, nil
 }
 
 func (p budgetProbe) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent) error {

@@ -190,24 +190,21 @@ func (c *Client) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent
 	return nil
 }
 
-// Decision is the workflow's answer to a plan or quantity change, if it came in time.
-type Decision = ChangeDecision
-
 // DecideChange hands a ChangePlan/ChangeQuantity notification to the workflow as an update and waits at
 // most wait for the decision. The event is durable before this returns: if the workflow cannot accept the
 // update in time (no worker running), it is signalled instead and decided later. A workflow that is not
 // running is started with it, as DeliverWebhook would (and ErrUnknownToMicrosoft likewise).
-func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (Decision, error) {
+func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (ChangeDecision, error) {
 	if !ValidID(ev.SubscriptionID) {
-		return Decision{}, ErrInvalidSubscription
+		return ChangeDecision{}, ErrInvalidSubscription
 	}
 	switch last, err := c.latestRun(ctx, ev.SubscriptionID); {
 	case err != nil:
-		return Decision{}, err
+		return ChangeDecision{}, err
 	case last == runEnded:
-		return Decision{}, nil
+		return ChangeDecision{}, nil
 	case last == runUnknown:
-		return Decision{}, ErrUnknownToMicrosoft
+		return ChangeDecision{}, ErrUnknownToMicrosoft
 	}
 	in := Input{SubscriptionID: ev.SubscriptionID, Source: SourceWebhook, Options: c.options}
 	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(ev.SubscriptionID), WorkflowType, in)
@@ -226,7 +223,7 @@ func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, 
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
-	var d Decision
+	var d ChangeDecision
 	if err == nil {
 		err = h.Get(wctx, &d)
 	}
@@ -234,17 +231,17 @@ func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, 
 	case err == nil:
 		return d, nil
 	case isEnded(err):
-		return Decision{}, nil
+		return ChangeDecision{}, nil
 	case outOfTime(ctx, wctx, err):
 		// Out of time: make sure the event is recorded, and let the workflow's own PATCH decide.
-		return Decision{}, c.DeliverWebhook(ctx, ev)
+		return ChangeDecision{}, c.DeliverWebhook(ctx, ev)
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		// The workflow refused to decide (for instance, the event did not verify with Get operation).
-		return Decision{}, nil
+		return ChangeDecision{}, nil
 	}
-	return Decision{}, invalid(fmt.Errorf("deciding %s of subscription %s: %w", ev.Action, ev.SubscriptionID, err))
+	return ChangeDecision{}, invalid(fmt.Errorf("deciding %s of subscription %s: %w", ev.Action, ev.SubscriptionID, err))
 }
 
 // Land makes a resolved subscription known: it starts its workflow if there is none (waiting for the
