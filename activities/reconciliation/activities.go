@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -58,7 +59,14 @@ type Activities struct {
 	Engine      Engine
 	// Concurrency bounds how many subscriptions of a page are checked at once; default 10.
 	Concurrency int
+	// CheckTimeout bounds the check of one subscription (reads and a snapshot); default a minute. A
+	// check past it is counted as an error and the page goes on.
+	CheckTimeout time.Duration
 }
+
+// heartbeatEvery is how often a page reports it is alive, whatever its checks are doing: a page of hung
+// checks must not look dead to Temporal (its heartbeat timeout is a minute) and be run again every hour.
+const heartbeatEvery = 10 * time.Second
 
 // Page is one page of Microsoft's subscriptions.
 type Page struct {
@@ -84,6 +92,25 @@ func (a *Activities) ReconcilePage(ctx context.Context, subs []marketplace.Subsc
 	if conc <= 0 {
 		conc = 10
 	}
+	checkTimeout := a.CheckTimeout
+	if checkTimeout <= 0 {
+		checkTimeout = time.Minute
+	}
+	var dispatched atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, dispatched.Load())
+			}
+		}
+	}()
 	var (
 		mu     sync.Mutex
 		report = Report{Drift: map[string]int{}}
@@ -99,7 +126,9 @@ func (a *Activities) ReconcilePage(ctx context.Context, subs []marketplace.Subsc
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out, kinds, err := a.reconcileOne(ctx, sub)
+			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+			defer cancel()
+			out, kinds, err := a.reconcileOne(cctx, sub)
 			mu.Lock()
 			defer mu.Unlock()
 			report.Seen++
@@ -125,9 +154,7 @@ func (a *Activities) ReconcilePage(ctx context.Context, subs []marketplace.Subsc
 				report.Ignored++
 			}
 		}()
-		if i%10 == 0 {
-			activity.RecordHeartbeat(ctx, i)
-		}
+		dispatched.Store(int64(i + 1))
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {

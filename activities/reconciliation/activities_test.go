@@ -112,3 +112,37 @@ func TestAPageRetriesATransientRead(t *testing.T) {
 		t.Fatalf("List operations was called %d times, want 3 (two faults, then the answer)", n)
 	}
 }
+
+// hung is an engine whose reads never answer (a describe or query stuck behind a lost connection).
+type hung struct{}
+
+func (hung) Ours(ctx context.Context, _ string) (reconciliation.Ours, bool, error) {
+	<-ctx.Done()
+	return reconciliation.Ours{}, false, ctx.Err()
+}
+
+func (hung) Snapshot(ctx context.Context, _ marketplace.Subscription) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A check that hangs is cut off at CheckTimeout and counted as an error: the page finishes with the rest
+// checked, instead of holding its activity until Temporal gives it up.
+func TestAHungCheckDoesNotHoldThePage(t *testing.T) {
+	subs := []marketplace.Subscription{{ID: "a", Status: marketplace.StatusSubscribed}, {ID: "b", Status: marketplace.StatusSubscribed}}
+	a := &reconciliation.Activities{Engine: hung{}, Concurrency: 1, CheckTimeout: 50 * time.Millisecond}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.ReconcilePage, subs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep reconciliation.Report
+	if err := v.Get(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Seen != 2 || rep.Errors != 2 {
+		t.Fatalf("want both checks seen and cut off as errors, got %s", rep)
+	}
+}

@@ -58,10 +58,28 @@ type Run struct {
 	RunID      string `json:"runId"`
 }
 
-// Start runs a reconciliation now, outside the schedule.
+// OnDemandWorkflowID is the ID of every reconciliation started on demand: one at a time.
+const OnDemandWorkflowID = WorkflowIDPrefix + "on-demand"
+
+// Start runs a reconciliation now, unless one is running already, the schedule's or another started on
+// demand: then it returns that one. Runs never overlap, whoever asks for them (two runs would read and
+// snapshot the same subscriptions twice over).
 func Start(ctx context.Context, c client.Client, taskQueue string) (Run, error) {
-	id := fmt.Sprintf("%son-demand-%d", WorkflowIDPrefix, time.Now().UnixMilli())
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: taskQueue}, WorkflowType, Input{})
+	d, err := c.ScheduleClient().GetHandle(ctx, ScheduleID).Describe(ctx)
+	var nf *serviceerror.NotFound
+	switch {
+	case err == nil:
+		for _, w := range d.Info.RunningWorkflows {
+			return Run{WorkflowID: w.WorkflowID, RunID: w.FirstExecutionRunID}, nil
+		}
+	case !errors.As(err, &nf):
+		return Run{}, fmt.Errorf("reading the reconciliation schedule: %w", err)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: OnDemandWorkflowID, TaskQueue: taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, WorkflowType, Input{})
 	if err != nil {
 		return Run{}, fmt.Errorf("starting reconciliation: %w", err)
 	}
