@@ -179,7 +179,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if !external("TEMPORAL_ADDRESS") {
 		dev, err := devserver.Start(ctx, devserver.Config{
 			DataDir: o.DataDir, Namespace: tc.Namespace, FrontendPort: o.TemporalPort, UIPort: o.UIPort,
-			SearchAttributes: subscription.SearchAttributes(),
+			SearchAttributes: subscription.SearchAttributes(), CodecEndpoint: codecEndpoint(s.HTTPURL, getenv),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("embedded Temporal: %w", err)
@@ -316,6 +316,23 @@ func environment(o Options, emulatorURL, sessionKey string) (_ config.Getenv, us
 		return nil, false, errors.New("ADMIN_TOKEN is the development token, which anyone can read in this repository: " +
 			"pointed at Microsoft's API (MARKETPLACE_BASE_URL), set a token of your own, or leave ADMIN_TOKEN unset to run with the admin API off")
 	}
+	// Workflow payloads are encrypted with a key kept in the data folder, and the embedded Web UI shows
+	// them through the HTTP server's codec endpoint, at an address only it is told.
+	if set("PAYLOAD_KEYS") == "" {
+		key, err := persistentKey(filepath.Join(o.DataDir, "payload.key"))
+		if err != nil {
+			return nil, false, err
+		}
+		defaults["PAYLOAD_KEYS"] = "dev=" + key
+		pathKey, err := persistentKey(filepath.Join(o.DataDir, "codec-path.key"))
+		if err != nil {
+			return nil, false, err
+		}
+		defaults["PAYLOAD_CODEC_PATH_KEY"] = pathKey
+		if o.UIPort > 0 {
+			defaults["PAYLOAD_CODEC_ORIGINS"] = fmt.Sprintf("http://127.0.0.1:%d,http://localhost:%d", o.UIPort, o.UIPort)
+		}
+	}
 	return config.Getenv(func(k string) string {
 		if v := o.Getenv(k); v != "" {
 			return v
@@ -425,6 +442,15 @@ func (s *Stack) serve(addr string, h http.Handler) error {
 	return nil
 }
 
+// codecEndpoint is the HTTP server's codec address for the Web UI, when payloads are encrypted and a path
+// key opens it to the UI.
+func codecEndpoint(httpURL string, getenv config.Getenv) string {
+	if getenv("PAYLOAD_KEYS") == "" || getenv("PAYLOAD_CODEC_PATH_KEY") == "" {
+		return ""
+	}
+	return httpURL + "/codec/" + getenv("PAYLOAD_CODEC_PATH_KEY")
+}
+
 // persistentKey keeps a random session key in a file so landing-page links survive restarts.
 func persistentKey(path string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
@@ -436,7 +462,7 @@ func persistentKey(path string) (string, error) {
 	}
 	v := hex.EncodeToString(k)
 	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
-		return "", fmt.Errorf("session key: %w", err)
+		return "", fmt.Errorf("key %s: %w", filepath.Base(path), err)
 	}
 	return v, nil
 }

@@ -1,6 +1,7 @@
 package allinone
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,11 +11,19 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"saasengine/emulator"
 	"saasengine/internal/devmail"
@@ -324,6 +333,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Personal data is encrypted in Temporal.
+	checkPayloadsEncrypted(t, stack, dir, ids["seats"])
+
 	// The operators were told by e-mail, which the development mail server received and its page (named in
 	// the banner) shows: the refused seat change, the suspension, the reinstatement and the end.
 	if stack.Mail == nil || stack.MailURL == "" || !strings.Contains(banner, stack.MailURL) {
@@ -348,6 +360,95 @@ func TestEndToEnd(t *testing.T) {
 	for prefix := range want {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), html.EscapeString(prefix)) {
 			t.Errorf("%s: %d, no %s mail shown:\n%.3000s", stack.MailURL, resp.StatusCode, prefix, page)
+		}
+	}
+}
+
+// checkPayloadsEncrypted reads a subscription's history as stored (a client without the engine's keys)
+// and finds the purchaser's e-mail address nowhere in it, while the engine (with its keys) and the codec
+// endpoint (for the Web UI and the CLI) read it back.
+func checkPayloadsEncrypted(t *testing.T, stack *Stack, dataDir, id string) {
+	t.Helper()
+	email := emulator.DemoBuyer(emulator.BuyerPurchaser).Email
+	var st subscription.State
+	(e2e{t: t, stack: stack}).call("GET", stack.HTTPURL+"/admin/subscriptions/"+id, "", true, &st)
+	if st.Purchaser.EmailID != email {
+		t.Fatalf("the engine reads the purchaser as %q, want %q", st.Purchaser.EmailID, email)
+	}
+	raw, err := client.Dial(client.Options{HostPort: stack.TemporalAt, Namespace: stack.Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var input *commonpb.Payloads
+	events := 0
+	it := raw.GetWorkflowHistory(ctx, subscription.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events++
+		// The wire form holds every payload's bytes as they are stored.
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(email)) {
+			t.Fatalf("event %d (%s) holds the purchaser's e-mail address as stored", ev.GetEventId(), ev.GetEventType())
+		}
+		if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil && input == nil {
+			input = a.GetInput()
+		}
+	}
+	if events < 5 || input == nil || len(input.GetPayloads()) == 0 {
+		t.Fatalf("history of %d events, start input %v", events, input)
+	}
+	if enc := string(input.GetPayloads()[0].GetMetadata()["encoding"]); enc != "binary/encrypted" {
+		t.Fatalf("the start input is stored as %q, not encrypted", enc)
+	}
+
+	// The codec endpoint: at the UI's secret address, with the admin token, and nowhere else.
+	body, err := protojson.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pathKey, err := os.ReadFile(filepath.Join(dataDir, "codec-path.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path   string
+		bearer bool
+		want   int
+	}{
+		{"/codec/" + strings.TrimSpace(string(pathKey)) + "/decode", false, http.StatusOK},
+		{"/codec/decode", true, http.StatusOK},
+		{"/codec/decode", false, http.StatusUnauthorized},
+		{"/codec/not-the-key-not-the-key-not-the-key/decode", false, http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest("POST", stack.HTTPURL+c.path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if c.bearer {
+			req.Header.Set("Authorization", "Bearer "+stack.AdminToken)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("POST %s (bearer %v): %d, want %d: %.200s", c.path, c.bearer, resp.StatusCode, c.want, out)
+			continue
+		}
+		if c.want == http.StatusOK {
+			var decoded commonpb.Payloads
+			if err := protojson.Unmarshal(out, &decoded); err != nil || len(decoded.GetPayloads()) != 1 || !strings.Contains(string(decoded.GetPayloads()[0].GetData()), email) {
+				t.Errorf("POST %s decoded %.300s (%v), want the start input with the purchaser's address", c.path, out, err)
+			}
 		}
 	}
 }

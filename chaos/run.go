@@ -28,6 +28,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"saasengine/emulator"
+	"saasengine/encryption"
 	"saasengine/marketplace"
 	"saasengine/workflows/subscription"
 )
@@ -81,6 +82,9 @@ func Defaults() Config {
 
 // AdminToken is the admin API's bearer token in a chaos run.
 const AdminToken = "chaos-admin-token"
+
+// payloadKeys encrypt the run's workflow payloads (a fixed key: the run's data is thrown away).
+const payloadKeys = "chaos=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
 // tokenSecret signs the engine's development tokens for the emulator.
 const tokenSecret = "chaos-token-secret"
@@ -250,6 +254,8 @@ func (e *env) startAll(ctx context.Context) error {
 		"MARKETPLACE_DEV_TOKEN_SECRET=" + tokenSecret,
 		"LOG_LEVEL=warn",
 		"LOG_FORMAT=console",
+		// Payloads encrypted, as a deployment should run: the driver's client has the same key.
+		"PAYLOAD_KEYS=" + payloadKeys,
 	}
 	e.worker = &proc{name: "worker", path: bin("worker"), log: filepath.Join(logs, "worker.log"), after: e.temporal,
 		env: append(append([]string{}, common...),
@@ -274,7 +280,11 @@ func (e *env) startAll(ctx context.Context) error {
 		ready: httpReady(e.webhookURL + "/healthz")}
 
 	e.logf("starting Temporal (%s), the emulator (%s), the worker and the webhook server (%s); logs in %s", e.hostPort, e.emuURL, e.webhookURL, logs)
-	e.tc, err = client.NewLazyClient(client.Options{HostPort: e.hostPort, Namespace: "default", Logger: quietLogger()})
+	codec, err := encryption.Parse(payloadKeys, "")
+	if err != nil {
+		return err
+	}
+	e.tc, err = client.NewLazyClient(client.Options{HostPort: e.hostPort, Namespace: "default", Logger: quietLogger(), DataConverter: encryption.DataConverter(codec)})
 	if err != nil {
 		return err
 	}

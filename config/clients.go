@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"saasengine/activities"
+	"saasengine/encryption"
 	"saasengine/marketplace"
 )
 
@@ -128,6 +129,15 @@ func clientOptions(t Temporal, logger *zap.Logger, metrics *Metrics) (client.Opt
 	}
 	if metrics != nil {
 		opts.MetricsHandler = metrics.Handler
+	}
+	codec, err := t.Codec()
+	if err != nil {
+		return client.Options{}, err
+	}
+	if codec != nil {
+		opts.DataConverter = encryption.DataConverter(codec)
+	} else if logger != nil {
+		logger.Warn("PAYLOAD_KEYS is not set: workflow payloads, purchasers' e-mail addresses among them, are stored in clear in Temporal")
 	}
 	return opts, nil
 }

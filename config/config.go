@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"saasengine/encryption"
 )
 
 // Getenv looks a variable up; os.Getenv in binaries, a map in tests.
@@ -60,6 +62,23 @@ type Temporal struct {
 	TLSServerName string // TEMPORAL_TLS_SERVER_NAME
 	// APIKey authenticates to Temporal Cloud instead of certificates (TLS is then implied).
 	APIKey string // TEMPORAL_API_KEY
+	// PayloadKeys encrypt every payload the engine hands Temporal (encryption.Parse: "id=key,..."), so
+	// that purchasers' e-mail addresses never sit in clear in histories; PayloadKeyID names the one to
+	// encrypt with (default the first). Every process of a deployment needs the same keys.
+	PayloadKeys  string // PAYLOAD_KEYS
+	PayloadKeyID string // PAYLOAD_KEY_ID
+}
+
+// Codec is the payload encryption PayloadKeys configure, or nil when none are set.
+func (t Temporal) Codec() (*encryption.Codec, error) {
+	if strings.TrimSpace(t.PayloadKeys) == "" {
+		return nil, nil
+	}
+	c, err := encryption.Parse(t.PayloadKeys, strings.TrimSpace(t.PayloadKeyID))
+	if err != nil {
+		return nil, fmt.Errorf("PAYLOAD_KEYS: %w", err)
+	}
+	return c, nil
 }
 
 // TemporalFromEnv reads the TEMPORAL_* variables.
@@ -73,6 +92,8 @@ func TemporalFromEnv(g Getenv) Temporal {
 		TLSCAFile:     g.str("TEMPORAL_TLS_CA", ""),
 		TLSServerName: g.str("TEMPORAL_TLS_SERVER_NAME", ""),
 		APIKey:        g.str("TEMPORAL_API_KEY", ""),
+		PayloadKeys:   g.str("PAYLOAD_KEYS", ""),
+		PayloadKeyID:  g.str("PAYLOAD_KEY_ID", ""),
 	}
 }
 
@@ -232,6 +253,10 @@ type Webhook struct {
 	RequireApproval bool          // REQUIRE_APPROVAL: activations wait for an operator's approval
 	SignIn          SignIn        // SIGNIN_*: the buyers' Entra ID sign-in on the landing page (landing.go)
 	Brand           Brand         // BRAND_*: the landing page's look (landing.go)
+	// CodecPathKey opens the codec endpoint (PAYLOAD_KEYS) at /codec/<key> for a Web UI that cannot send
+	// the admin token; CodecOrigins are the browser origins (the UI's) allowed to call it.
+	CodecPathKey string   // PAYLOAD_CODEC_PATH_KEY
+	CodecOrigins []string // PAYLOAD_CODEC_ORIGINS, comma-separated
 }
 
 // WebhookFromEnv reads the WEBHOOK_* and related variables.
@@ -245,6 +270,15 @@ func WebhookFromEnv(g Getenv) (Webhook, error) {
 		AppID:          g.str("WEBHOOK_APP_ID", g.str("MARKETPLACE_CLIENT_ID", "")),
 		AdminToken:     g.str("ADMIN_TOKEN", ""),
 		SessionKey:     g.str("SESSION_KEY", ""),
+		CodecPathKey:   g.str("PAYLOAD_CODEC_PATH_KEY", ""),
+	}
+	for _, o := range strings.Split(g.str("PAYLOAD_CODEC_ORIGINS", ""), ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			w.CodecOrigins = append(w.CodecOrigins, o)
+		}
+	}
+	if k := w.CodecPathKey; k != "" && (len(k) < 32 || strings.ContainsAny(k, "/?#%")) {
+		return w, errors.New("PAYLOAD_CODEC_PATH_KEY must be at least 32 characters, with no / ? # or %: it is the only secret guarding the codec endpoint")
 	}
 	var err error
 	if w.InsecureNoAuth, err = g.boolean("WEBHOOK_INSECURE_NO_AUTH"); err != nil {

@@ -44,6 +44,9 @@ type Config struct {
 	FrontendPort int
 	// UIPort serves the Web UI; default 8233; -1 disables the UI.
 	UIPort int
+	// CodecEndpoint is where the Web UI sends encrypted payloads to be shown (Temporal's remote codec
+	// protocol); empty shows them as stored.
+	CodecEndpoint string
 	// SearchAttributes are registered on the namespace at start (existing ones are left alone).
 	SearchAttributes map[string]enumspb.IndexedValueType
 	// Logger receives the server's logs; nil discards them.
@@ -141,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			HideLogs:            true,
 			DisableNewsFetch:    true,
 			CORS:                uiconfig.CORS{CookieInsecure: true},
+			Codec:               uiconfig.Codec{Endpoint: cfg.CodecEndpoint},
 		}))
 		go func() { _ = s.ui.Start() }()
 	}

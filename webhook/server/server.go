@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
 	"saasengine/marketplace"
@@ -88,6 +89,12 @@ type Config struct {
 	SessionKey []byte
 	// AdminToken is the bearer token of the admin API; empty disables the admin API.
 	AdminToken string
+	// Codec, when payloads are encrypted, serves Temporal's remote codec protocol at /codec (admin
+	// bearer token) and, with CodecPathKey, at /codec/<CodecPathKey> for a Web UI; CodecOrigins are the
+	// browser origins allowed to call it (see codec.go).
+	Codec        converter.PayloadCodec
+	CodecPathKey string
+	CodecOrigins []string
 	// CommandWait bounds how long an admin plan, quantity or cancel command waits for Microsoft's outcome
 	// before answering 202 (the workflow keeps following the operation, which can take minutes). It must
 	// stay below the HTTP server's WriteTimeout (30 s). Default 20 s.
@@ -234,6 +241,9 @@ func (s *Server) routes() {
 			a.HandleFunc("/subscriptions/{id}/usage", s.adminAuth(s.adminReportUsage)).Methods(http.MethodPost)
 			a.HandleFunc("/subscriptions/{id}/usage", s.adminAuth(s.adminUsage)).Methods(http.MethodGet)
 		}
+	}
+	if s.cfg.Codec != nil {
+		s.codecRoutes(r)
 	}
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)

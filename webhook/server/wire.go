@@ -59,6 +59,13 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 	if pl, ok := resolver.(PlanLister); ok {
 		cfg.Plans = pl
 	}
+	codec, err := tc.Codec()
+	if err != nil {
+		return nil, err
+	}
+	if codec != nil {
+		cfg.Codec, cfg.CodecPathKey, cfg.CodecOrigins = codec, wc.CodecPathKey, wc.CodecOrigins
+	}
 	switch wc.SignIn.Mode {
 	case "entra":
 		si := &SignInConfig{Authority: wc.SignIn.Authority, Tenant: wc.SignIn.Tenant, ClientID: wc.SignIn.ClientID, ClientSecret: wc.SignIn.ClientSecret, RedirectURL: wc.SignIn.RedirectURL}
