@@ -31,6 +31,7 @@ import (
 	"saasengine/emulator"
 	"saasengine/engine"
 	"saasengine/internal/devmail"
+	"saasengine/tracing"
 	"saasengine/webhook/server"
 	"saasengine/workflows/reconciliation"
 	"saasengine/workflows/subscription"
@@ -136,6 +137,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
+	shutdownTracing, err := tracing.Setup(ctx, "saasengine-allinone", getenv)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(ctx)
+	})
 	tc := config.TemporalFromEnv(getenv)
 	wc, err := config.WebhookFromEnv(getenv)
 	if err != nil {

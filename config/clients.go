@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,6 +26,7 @@ import (
 	"saasengine/activities"
 	"saasengine/encryption"
 	"saasengine/marketplace"
+	"saasengine/tracing"
 )
 
 // NewLogger builds the process logger.
@@ -130,6 +132,9 @@ func clientOptions(t Temporal, logger *zap.Logger, metrics *Metrics) (client.Opt
 	if metrics != nil {
 		opts.MetricsHandler = metrics.Handler
 	}
+	if opts.Interceptors, err = tracing.Interceptors(); err != nil {
+		return client.Options{}, err
+	}
 	codec, err := t.Codec()
 	if err != nil {
 		return client.Options{}, err
@@ -180,5 +185,6 @@ func (m Marketplace) NewClient(logger *zap.Logger) (*marketplace.Client, error) 
 	if err != nil {
 		return nil, err
 	}
-	return marketplace.NewClient(m.BaseURL, tokens, marketplace.WithLogger(logger))
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: tracing.Transport(nil)}
+	return marketplace.NewClient(m.BaseURL, tokens, marketplace.WithLogger(logger), marketplace.WithHTTPClient(hc))
 }

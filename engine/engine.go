@@ -20,6 +20,7 @@ import (
 	"saasengine/config"
 	"saasengine/marketplace"
 	"saasengine/provisioning"
+	"saasengine/tracing"
 	"saasengine/workflows/metering"
 	"saasengine/workflows/reconciliation"
 	"saasengine/workflows/subscription"
@@ -80,7 +81,7 @@ func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) w
 func Provisioner(p config.Provisioning) (subacts.Provisioner, error) {
 	switch p.Mode {
 	case "http":
-		return &provisioning.HTTP{BaseURL: p.URL, Secret: p.Secret, Client: &http.Client{Timeout: p.Timeout}}, nil
+		return &provisioning.HTTP{BaseURL: p.URL, Secret: p.Secret, Client: &http.Client{Timeout: p.Timeout, Transport: tracing.Transport(nil)}}, nil
 	default:
 		d, err := provisioning.NewDemo(p.DemoFile)
 		if err != nil {

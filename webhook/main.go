@@ -10,9 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"saasengine/config"
 	"saasengine/internal/probe"
+	"saasengine/tracing"
 	"saasengine/webhook/server"
 )
 
@@ -31,6 +33,15 @@ func run() error {
 		return err
 	}
 	defer func() { _ = logger.Sync() }()
+	shutdownTracing, err := tracing.Setup(context.Background(), "saasengine-webhook", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(ctx)
+	}()
 	tc := config.TemporalFromEnv(getenv)
 	wc, err := config.WebhookFromEnv(getenv)
 	if err != nil {

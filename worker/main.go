@@ -20,6 +20,7 @@ import (
 	"saasengine/config"
 	"saasengine/engine"
 	"saasengine/internal/probe"
+	"saasengine/tracing"
 	"saasengine/workflows/reconciliation"
 	"saasengine/workflows/subscription"
 )
@@ -40,6 +41,15 @@ func run() error {
 		return err
 	}
 	defer func() { _ = logger.Sync() }()
+	shutdownTracing, err := tracing.Setup(context.Background(), "saasengine-worker", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(ctx)
+	}()
 	tc := config.TemporalFromEnv(getenv)
 	pc, err := config.ProvisioningFromEnv(getenv)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"saasengine/emulator"
 	"saasengine/internal/apispec"
 	"saasengine/marketplace"
+	"saasengine/tracing"
 )
 
 // TokenSecret is the HS256 secret of the demo publisher's development tokens in tests.
@@ -115,6 +116,8 @@ func Start(t testing.TB, opts Options) *Env {
 		}
 	})
 	env.Tokens = &marketplace.DevTokenSource{TenantID: cfg.Publishers[0].TenantID, ClientID: cfg.Publishers[0].AppID, Secret: []byte(cfg.Publishers[0].TokenSecret)}
+	// With tracing on (tracing.Use), calls are client spans, as config.Marketplace.NewClient makes them.
+	transport = tracing.Transport(transport)
 	env.Client, err = marketplace.NewClient(emu.APIBaseURL(), env.Tokens, marketplace.WithHTTPClient(&http.Client{Transport: transport, Timeout: 10 * time.Second}))
 	if err != nil {
 		t.Fatalf("client: %v", err)

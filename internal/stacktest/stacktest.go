@@ -29,6 +29,7 @@ import (
 	"saasengine/engine"
 	"saasengine/entra"
 	"saasengine/provisioning"
+	"saasengine/tracing"
 	"saasengine/webhook/server"
 	"saasengine/workflows/metering"
 	"saasengine/workflows/reconciliation"
@@ -99,6 +100,14 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Cleanup(ts.Stop)
 	}
 	c := ts.GetDefaultClient()
+	if tracing.Active() {
+		// As config.Dial does: the client, and the worker made from it, trace.
+		ics, err := tracing.Interceptors()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = ts.NewClientWithOptions(client.Options{Namespace: ts.GetDefaultNamespace(), Interceptors: ics})
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := subscription.RegisterSearchAttributes(ctx, c.OperatorService(), ts.GetDefaultNamespace()); err != nil {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"saasengine/marketplace"
+	"saasengine/tracing"
 )
 
 // metrics are the server's Prometheus series, on a registry of its own so several servers (tests) coexist.
@@ -80,6 +81,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				route = tpl
 			}
 		}
+		tracing.Name(r.Context(), methodLabel(r.Method), route)
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("handler panicked", zap.String("route", route), zap.Any("panic", p), zap.Stack("stack"))

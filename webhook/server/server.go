@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"saasengine/marketplace"
+	"saasengine/tracing"
 	"saasengine/workflows/subscription"
 )
 
@@ -127,6 +128,8 @@ type Server struct {
 	log     *zap.Logger
 	metrics *metrics
 	router  *mux.Router
+	// handler is the router, in a server span per request while tracing is on.
+	handler http.Handler
 	// signIn is nil when sign-in is off.
 	signIn *signIn
 	// csp is the Content-Security-Policy of the buyer's pages.
@@ -208,11 +211,12 @@ func New(cfg Config) (*Server, error) {
 		s.log.Warn("WEBHOOK AUTHENTICATION IS OFF: anyone who can reach " + cfg.WebhookPath + " can forge Marketplace events. Use this only with an emulator that cannot sign.")
 	}
 	s.routes()
+	s.handler = tracing.Handler(s.router)
 	return s, nil
 }
 
 // ServeHTTP serves every route.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) routes() {
 	r := s.router
