@@ -40,6 +40,9 @@ const (
 	// SignalSnapshot carries a marketplace.Subscription seen by reconciliation; the workflow re-reads
 	// Microsoft and catches up.
 	SignalSnapshot = "snapshot"
+	// SignalConfirm carries a ConfirmRequest the workflow did not take as UpdateConfirm in time (a busy
+	// or restarting worker): the buyer's confirmation is durable all the same, and handled as the update.
+	SignalConfirm = "confirm-landing"
 )
 
 // Updates.

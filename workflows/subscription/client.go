@@ -264,6 +264,9 @@ func (c *Client) Land(ctx context.Context, sub marketplace.Subscription) (*State
 // Confirm records the buyer's confirmation (Update-With-Start) and returns the state after it. The wait
 // is bounded: once the workflow has accepted the confirmation it is durable, and if the loop is busy
 // (an activation poll) the state is not waited for: st is nil and the caller shows progress instead.
+// When the workflow does not take the update in time (a worker busy or restarting; an update not yet
+// accepted is not durable), the confirmation is sent as a signal instead, which Temporal records at
+// once: st is nil again. ErrNotAccepted only when even the signal could not be recorded.
 func (c *Client) Confirm(ctx context.Context, sub marketplace.Subscription) (*State, error) {
 	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(sub.ID), WorkflowType, LandingInput(sub, c.options))
 	actx, cancel := context.WithTimeout(ctx, confirmWait)
@@ -278,7 +281,10 @@ func (c *Client) Confirm(ctx context.Context, sub marketplace.Subscription) (*St
 	})
 	if err != nil {
 		if outOfTime(ctx, actx, err) {
-			return nil, fmt.Errorf("confirming subscription %s: %w", sub.ID, ErrNotAccepted)
+			if serr := c.confirmBySignal(ctx, sub); serr != nil {
+				return nil, fmt.Errorf("confirming subscription %s: %w (signal: %v)", sub.ID, ErrNotAccepted, serr)
+			}
+			return nil, nil
 		}
 		return nil, c.commandError("confirming", sub.ID, err)
 	}
@@ -294,6 +300,18 @@ func (c *Client) Confirm(ctx context.Context, sub marketplace.Subscription) (*St
 
 // confirmWait bounds the landing page's wait for the workflow to take a confirmation.
 const confirmWait = 10 * time.Second
+
+// confirmBySignal records a confirmation as SignalConfirm, starting the workflow if it is not running.
+func (c *Client) confirmBySignal(ctx context.Context, sub marketplace.Subscription) error {
+	sctx, cancel := context.WithTimeout(ctx, confirmSignalWait)
+	defer cancel()
+	_, err := c.temporal.SignalWithStartWorkflow(sctx, WorkflowID(sub.ID), SignalConfirm, ConfirmRequest{Subscription: sub},
+		c.startOptions(sub.ID), WorkflowType, LandingInput(sub, c.options))
+	return err
+}
+
+// confirmSignalWait bounds the fallback signal: Temporal records a signal without waiting for a worker.
+const confirmSignalWait = 5 * time.Second
 
 // State queries a subscription's workflow.
 func (c *Client) State(ctx context.Context, subscriptionID string) (*State, error) {

@@ -38,6 +38,7 @@ func (r *runner) setup(ctx workflow.Context) error {
 	}
 	r.webhooks = workflow.GetSignalChannel(ctx, SignalWebhook)
 	r.snapshots = workflow.GetSignalChannel(ctx, SignalSnapshot)
+	r.confirms = workflow.GetSignalChannel(ctx, SignalConfirm)
 	r.deciding = workflow.NewMutex(ctx)
 	r.aged = workflow.NewTimer(ctx, MaxRunAge)
 
@@ -150,7 +151,9 @@ func (r *runner) wait(ctx workflow.Context, it *item) *item {
 }
 
 // signalled reports whether a signal waits in a channel.
-func (r *runner) signalled() bool { return r.webhooks.Len() > 0 || r.snapshots.Len() > 0 }
+func (r *runner) signalled() bool {
+	return r.webhooks.Len() > 0 || r.snapshots.Len() > 0 || r.confirms.Len() > 0
+}
 
 // takeSignals moves every signal waiting in the channels to the queue, in order per channel. Only the
 // root coroutine calls it.
@@ -168,6 +171,17 @@ func (r *runner) takeSignals() {
 			break
 		}
 		r.queue = append(r.queue, &item{name: SignalSnapshot, snapshot: &sub})
+	}
+	for {
+		var req ConfirmRequest
+		if !r.confirms.ReceiveAsync(&req) {
+			break
+		}
+		// What the update's validator refuses, the signal drops: nobody waits for an answer.
+		if (req.Subscription.ID != "" && req.Subscription.ID != r.st.SubscriptionID) || r.st.Ended() {
+			continue
+		}
+		r.queue = append(r.queue, &item{name: UpdateConfirm, confirm: &req})
 	}
 }
 

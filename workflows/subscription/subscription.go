@@ -51,7 +51,7 @@ type runner struct {
 	handled int
 	lastSA  *searchView
 
-	webhooks, snapshots workflow.ReceiveChannel
+	webhooks, snapshots, confirms workflow.ReceiveChannel
 	// deciding serialises decisions (the handler's and the loop's), so an operation is decided once.
 	deciding workflow.Mutex
 	// aged is ready once the run is MaxRunAge old; renewed once the term renewed. Either ends the run

@@ -197,6 +197,33 @@ func TestLandingConfirmActivates(t *testing.T) {
 	assert.Equal(t, "buyer@example.com", after.Beneficiary.EmailID, "state keeps the e-mail")
 }
 
+// A confirmation the workflow did not take as an update in time comes as SignalConfirm: handled the same
+// way, once, however often it came; one for another subscription is dropped.
+func TestConfirmationBySignalActivates(t *testing.T) {
+	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
+	pending := subscription(marketplace.StatusPendingFulfillmentStart)
+	other := pending
+	other.ID = "00000000-0000-0000-0000-000000000000"
+	var before, after State
+	h.at(time.Minute, func() {
+		h.env.SignalWorkflow(SignalConfirm, ConfirmRequest{Subscription: other})
+	})
+	h.at(10*time.Minute, func() {
+		before = h.state()
+		h.env.SignalWorkflow(SignalConfirm, ConfirmRequest{Subscription: pending})
+		h.update(UpdateConfirm, nil, nil, ConfirmRequest{Subscription: pending})
+	})
+	h.at(time.Hour, func() { after = h.state() })
+	h.run(LandingInput(pending, Options{}), 2*time.Hour)
+
+	assert.Equal(t, PhaseAwaitingConfirmation, before.Phase, "another subscription's confirmation is dropped")
+	assert.False(t, before.Confirmed)
+	assert.True(t, after.Confirmed)
+	assert.Equal(t, marketplace.StatusSubscribed, after.Status)
+	assert.Equal(t, 1, h.fake.count("Activate"))
+	assert.Equal(t, 1, h.demo.Applied(key(keyActivate)))
+}
+
 func TestApprovalRequired(t *testing.T) {
 	h := newHarness(t, subscription(marketplace.StatusPendingFulfillmentStart))
 	var waiting, done State
