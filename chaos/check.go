@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -334,9 +335,18 @@ func (e *env) collect(ctx context.Context, demo *provisioning.Demo, outs []*outc
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			st, err := e.subs.State(qctx, o.ID)
-			cancel()
+			// A query needs a worker: one that times out on a machine this loaded is asked again before
+			// the subscription is called lost.
+			var st *subscription.State
+			var err error
+			for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+				qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				st, err = e.subs.State(qctx, o.ID)
+				cancel()
+				if err == nil || errors.Is(err, subscription.ErrNotFound) {
+					break
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			v := all[o.ID]
