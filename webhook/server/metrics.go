@@ -21,26 +21,41 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	webhooks *prometheus.CounterVec
+	// fallbacks counts ChangePlan/ChangeQuantity webhooks answered without the workflow's decision: a
+	// refusal could not reach Microsoft as a 4xx in time (workers slow or down).
+	fallbacks *prometheus.CounterVec
 }
+
+// The HTTP server's metric names, as Prometheus shows them (deploy/prometheus/alerts.yml names them).
+const (
+	MetricHTTPRequests      = "saasengine_http_requests_total"
+	MetricHTTPDuration      = "saasengine_http_request_duration_seconds"
+	MetricWebhookDeliveries = "saasengine_webhook_deliveries_total"
+	MetricDecisionFallbacks = "saasengine_webhook_decision_fallbacks_total"
+)
 
 func newMetrics() *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "saasengine_http_requests_total",
+			Name: MetricHTTPRequests,
 			Help: "HTTP requests by route template, method and status.",
 		}, []string{"route", "method", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "saasengine_http_request_duration_seconds",
+			Name:    MetricHTTPDuration,
 			Help:    "HTTP request latency by route template.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "saasengine_webhook_deliveries_total",
+			Name: MetricWebhookDeliveries,
 			Help: "Marketplace webhook deliveries by action and outcome (accepted, rejected, unauthorized, malformed, unavailable).",
 		}, []string{"action", "outcome"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricDecisionFallbacks,
+			Help: "ChangePlan/ChangeQuantity webhooks answered 200 without the workflow's decision (it came too late; the workflow PATCHes its own).",
+		}, []string{"action"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.webhooks,
+	m.registry.MustRegister(m.requests, m.latency, m.webhooks, m.fallbacks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

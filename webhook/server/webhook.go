@@ -125,6 +125,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		outcome("accepted")
+		if !d.Decided {
+			s.metrics.fallbacks.WithLabelValues(action).Inc()
+		}
 		log.Info("webhook change recorded", zap.Bool("decided", d.Decided), zap.Bool("accepted", d.Accepted))
 		writeJSON(w, http.StatusOK, map[string]string{"status": "accepted"})
 		return

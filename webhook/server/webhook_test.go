@@ -576,6 +576,10 @@ func TestChangePastTheDecisionWaitIsSignalled(t *testing.T) {
 	if !signalled {
 		t.Fatal("the webhook was answered 200 but no signal is in the workflow's history")
 	}
+	// Operators see it: the answer went without a decision (an alert watches this counter).
+	if n := metricValue(metrics(t, s), server.MetricDecisionFallbacks+`{action="ChangeQuantity"}`); n != 1 {
+		t.Errorf("decision fallbacks counted %v, want 1", n)
+	}
 	s.StartWorker(t)
 	// Wait for the decision itself (an outcome recorded), not for the operation to be merely seen.
 	st := s.WaitState(t, p.SubscriptionID, "change decided", func(st subscription.State) bool {

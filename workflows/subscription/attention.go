@@ -10,13 +10,17 @@ import (
 // What operators see: search attributes kept current, and failures that need a person, logged once at
 // error level, counted (saas_subscription_attention{kind}) and flagged as SaaSNeedsAttention.
 
+// MetricAttention counts failed phases that need a person, by kind (activation, deprovisioning,
+// tenant-sync); Prometheus shows it as saas_subscription_attention_total.
+const MetricAttention = "saas_subscription_attention"
+
 // needAttention records a failed phase; the first time, it logs and counts it.
 func (r *runner) needAttention(ctx workflow.Context, kind, err string) {
 	if !r.st.NeedAttention(r.now(ctx), kind, err) {
 		return
 	}
 	workflow.GetLogger(ctx).Error("subscription needs attention", "subscriptionId", r.st.SubscriptionID, "kind", kind, "cause", err)
-	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": kind}).Counter("saas_subscription_attention").Inc(1)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": kind}).Counter(MetricAttention).Inc(1)
 	r.notify(ctx, notification.Attention, stamp(ctx, "attention/"+kind), attentionSummaries[kind]+": subscription "+r.st.SubscriptionID, err, nil)
 	r.upsertSearch(ctx)
 }
