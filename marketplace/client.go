@@ -397,7 +397,7 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 	if resp.StatusCode != cl.want {
 		e := &Error{StatusCode: resp.StatusCode, Retryable: retryableStatus(resp.StatusCode)}
 		e.Code, e.Message, e.Details = decodeErrorBody(raw)
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 		if resp.StatusCode == http.StatusConflict && strings.HasPrefix(cl.path, "/usageEvent") {
 			var conflict UsageEventConflict
 			if json.Unmarshal(raw, &conflict) == nil {

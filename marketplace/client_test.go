@@ -137,7 +137,7 @@ func TestRetryAfterParsing(t *testing.T) {
 		"Fri, 31 Dec 9999 23:59:59 GMT": 24 * time.Hour,
 	}
 	for in, want := range cases {
-		if got := parseRetryAfter(in, now); got != want {
+		if got := ParseRetryAfter(in, now); got != want {
 			t.Errorf("Retry-After %q: got %v, want %v", in, got, want)
 		}
 	}

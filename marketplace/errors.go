@@ -167,7 +167,7 @@ func tokenError(err error, now time.Time) *Error {
 	if errors.As(err, &ce) && ce.Resp != nil {
 		e.Retryable = retryableStatus(ce.Resp.StatusCode)
 		if e.Retryable {
-			e.RetryAfter = parseRetryAfter(ce.Resp.Header.Get("Retry-After"), now)
+			e.RetryAfter = ParseRetryAfter(ce.Resp.Header.Get("Retry-After"), now)
 		}
 		return e
 	}
@@ -179,8 +179,9 @@ func tokenError(err error, now time.Time) *Error {
 // otherwise overflow time.Duration into a negative delay or park a retry for years.
 const maxRetryAfter = 24 * time.Hour
 
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date, at most maxRetryAfter.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+// ParseRetryAfter reads a Retry-After header as delay-seconds or an HTTP date, at most a day; 0 when
+// absent, past or malformed. The one parser of the project: the provisioning client uses it too.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"saasengine/marketplace"
 )
 
 // Callback paths under HTTP.BaseURL, one per step.
@@ -131,19 +133,9 @@ func (h *HTTP) post(ctx context.Context, path, key string, in, out any) error {
 // maxRetryAfter bounds a Retry-After: a service asking for hours would stall the subscription.
 const maxRetryAfter = 5 * time.Minute
 
-// retryAfter parses a Retry-After header (seconds or an HTTP date); 0 when absent or invalid.
+// retryAfter is the service's Retry-After (marketplace.ParseRetryAfter), at most maxRetryAfter.
 func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
+	return min(marketplace.ParseRetryAfter(v, now), maxRetryAfter)
 }
 
 func snippet(b []byte, fallback string) string {
