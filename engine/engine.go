@@ -65,7 +65,7 @@ func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) w
 	w.RegisterActivity(&reconacts.Activities{
 		Marketplace: d.Marketplace,
 		// Reconciliation reaches subscription workflows through the same client the webhook server uses.
-		Engine:      subscriptionView{subscription.New(c, taskQueue, d.Workflow)},
+		Engine:      ReconciliationView(subscription.New(c, taskQueue, d.Workflow)),
 		Concurrency: d.ReconcileConcurrency,
 	})
 	w.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})

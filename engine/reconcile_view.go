@@ -9,8 +9,12 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	reconacts "saasengine/activities/reconciliation"
+	"saasengine/marketplace"
 	"saasengine/workflows/subscription"
 )
+
+// ReconciliationView is how reconciliation sees the subscription workflows reached through subs.
+func ReconciliationView(subs *subscription.Client) reconacts.Engine { return subscriptionView{subs} }
 
 // subscriptionView is how reconciliation sees the subscription workflows: through the same client the webhook
 // server uses, with their state put in reconciliation's terms. It lives here, in the wiring, so that neither
@@ -27,8 +31,17 @@ func (v subscriptionView) Ours(ctx context.Context, subscriptionID string) (reco
 		}
 		return reconacts.Ours{}, false, fmt.Errorf("describing subscription %s: %w", subscriptionID, err)
 	}
-	switch d.GetWorkflowExecutionInfo().GetStatus() {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+	switch info := d.GetWorkflowExecutionInfo(); info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		// A subscription's workflow completes only once Microsoft ended the subscription and the tenant
+		// was deprovisioned. Its search attributes say so: a query would replay its whole history on a
+		// worker, for every ended subscription, every hour.
+		status := subscription.StatusFromSearchAttributes(info.GetSearchAttributes())
+		if status == "" {
+			status = marketplace.StatusUnsubscribed
+		}
+		return reconacts.Ours{Status: status, Closed: true}, true, nil
 	default:
 		// Failed (Microsoft did not know the subscription yet), terminated or timed out: the workflow ID
 		// may be started again, and Microsoft's view is the one to start from, as for a subscription we

@@ -190,8 +190,13 @@ func (a *Activities) reconcileOne(ctx context.Context, theirs marketplace.Subscr
 		// Ended on both sides: nothing is left to heal, whatever else Microsoft's record still says.
 		return outInSync, nil, nil
 	}
+	if ours.Closed {
+		// Unsubscribed is terminal on both sides; a closed workflow facing anything else is a real
+		// inconsistency an operator must look at (its plan and seats are not compared: it has none left).
+		return 0, []string{DriftStatus}, fmt.Errorf("workflow has ended but Microsoft reports %s", theirs.Status)
+	}
 	kinds := Compare(theirs, ours)
-	if !ours.Closed && (theirs.Status == marketplace.StatusSubscribed || theirs.Status == marketplace.StatusSuspended) {
+	if theirs.Status == marketplace.StatusSubscribed || theirs.Status == marketplace.StatusSuspended {
 		ops, err := listOperations(ctx, a.Marketplace, theirs.ID)
 		if err != nil {
 			return 0, nil, fmt.Errorf("listing outstanding operations: %w", err)
@@ -202,11 +207,6 @@ func (a *Activities) reconcileOne(ctx context.Context, theirs marketplace.Subscr
 	}
 	if len(kinds) == 0 {
 		return outInSync, nil, nil
-	}
-	if ours.Closed {
-		// Unsubscribed is terminal on both sides; a closed workflow facing anything else is a real
-		// inconsistency an operator must look at.
-		return 0, kinds, fmt.Errorf("workflow has ended but Microsoft reports %s", theirs.Status)
 	}
 	if err := a.Engine.Snapshot(ctx, theirs); err != nil {
 		return 0, kinds, fmt.Errorf("sending snapshot: %w", err)

@@ -122,6 +122,12 @@ func (c *Client) List(ctx context.Context, f Filter) ([]Summary, []byte, error) 
 	return out, resp.GetNextPageToken(), nil
 }
 
+// StatusFromSearchAttributes is the subscription status a workflow's search attributes last showed
+// (SaaSStatus), or "" when they show none.
+func StatusFromSearchAttributes(sa *commonpb.SearchAttributes) marketplace.SubscriptionStatus {
+	return marketplace.SubscriptionStatus(attr[string](sa.GetIndexedFields(), SaaSStatus.GetName()))
+}
+
 func attr[T any](fields map[string]*commonpb.Payload, name string) T {
 	var v T
 	if p, ok := fields[name]; ok {
