@@ -2,6 +2,7 @@ package reconciliation_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // A run asked for while one is going returns that one, whether the schedule started it or someone asked
-// before: runs never overlap. (No worker runs, so every run stays open.)
+// before; an ask otherwise triggers the schedule, whose skip rule then covers it: runs never overlap. (No
+// worker runs, so every run stays open.)
 func TestRunsNeverOverlap(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{NoWorker: true})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -47,8 +49,38 @@ func TestRunsNeverOverlap(t *testing.T) {
 		t.Fatalf("asked during the scheduled run %+v, got a run of its own: %+v", scheduled, run)
 	}
 
-	// The scheduled run ends; two asks in a row share one on-demand run.
+	// The scheduled run ends; an ask goes through the schedule (its skip rule applies), and a second
+	// ask while that run goes returns it.
 	if err := s.Client.TerminateWorkflow(ctx, scheduled.WorkflowID, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		d, err := h.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Info.RunningWorkflows) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the terminated run still shows as running")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	triggered, err := reconciliation.Start(ctx, s.Client, s.TaskQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := reconciliation.Start(ctx, s.Client, s.TaskQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if triggered.RunID == scheduled.FirstExecutionRunID || !strings.HasPrefix(triggered.WorkflowID, reconciliation.WorkflowIDPrefix+"scheduled") || again != triggered {
+		t.Fatalf("after the scheduled run: asked twice, got %+v and %+v; want one new run of the schedule", triggered, again)
+	}
+
+	// Without a schedule (RECONCILE_INTERVAL=off), two asks share one on-demand run.
+	if err := s.Client.TerminateWorkflow(ctx, triggered.WorkflowID, "", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Delete(ctx); err != nil {

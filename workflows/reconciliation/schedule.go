@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -58,23 +59,72 @@ type Run struct {
 	RunID      string `json:"runId"`
 }
 
-// OnDemandWorkflowID is the ID of every reconciliation started on demand: one at a time.
+// OnDemandWorkflowID is the ID of a reconciliation started on demand where no schedule exists
+// (RECONCILE_INTERVAL=off): one at a time.
 const OnDemandWorkflowID = WorkflowIDPrefix + "on-demand"
 
-// Start runs a reconciliation now, unless one is running already, the schedule's or another started on
-// demand: then it returns that one. Runs never overlap, whoever asks for them (two runs would read and
-// snapshot the same subscriptions twice over).
+// triggerWait bounds the wait for the schedule to start the run it was asked for.
+const triggerWait = 15 * time.Second
+
+// Start runs a reconciliation now and returns it. Runs never overlap, whoever asks for them (two runs
+// would read and snapshot the same subscriptions twice over): with the schedule, the run is the
+// schedule's, triggered under its own skip-if-running rule, and a run already going is returned as it
+// is; without one, a single on-demand run is started or, if running, returned.
 func Start(ctx context.Context, c client.Client, taskQueue string) (Run, error) {
-	d, err := c.ScheduleClient().GetHandle(ctx, ScheduleID).Describe(ctx)
+	h := c.ScheduleClient().GetHandle(ctx, ScheduleID)
+	d, err := h.Describe(ctx)
 	var nf *serviceerror.NotFound
 	switch {
-	case err == nil:
-		for _, w := range d.Info.RunningWorkflows {
-			return Run{WorkflowID: w.WorkflowID, RunID: w.FirstExecutionRunID}, nil
-		}
-	case !errors.As(err, &nf):
+	case errors.As(err, &nf):
+		return startOnDemand(ctx, c, taskQueue)
+	case err != nil:
 		return Run{}, fmt.Errorf("reading the reconciliation schedule: %w", err)
 	}
+	if run, ok := running(d); ok {
+		return run, nil
+	}
+	// The run the trigger starts is the first action not among those before it (no clocks compared).
+	before := map[string]bool{}
+	for _, a := range d.Info.RecentActions {
+		if w := a.StartWorkflowResult; w != nil {
+			before[w.WorkflowID+"/"+w.FirstExecutionRunID] = true
+		}
+	}
+	if err := h.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP}); err != nil {
+		return Run{}, fmt.Errorf("triggering the reconciliation schedule: %w", err)
+	}
+	// The schedule starts the run asynchronously: wait for it to show (or for the run that made it skip).
+	wctx, cancel := context.WithTimeout(ctx, triggerWait)
+	defer cancel()
+	for {
+		d, err := h.Describe(wctx)
+		if err == nil {
+			if run, ok := running(d); ok {
+				return run, nil
+			}
+			for _, a := range slices.Backward(d.Info.RecentActions) {
+				if w := a.StartWorkflowResult; w != nil && !before[w.WorkflowID+"/"+w.FirstExecutionRunID] {
+					return Run{WorkflowID: w.WorkflowID, RunID: w.FirstExecutionRunID}, nil
+				}
+			}
+		}
+		select {
+		case <-wctx.Done():
+			return Run{}, fmt.Errorf("the reconciliation schedule did not start the run it was asked for within %s", triggerWait)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// running returns a run the schedule has going, if any.
+func running(d *client.ScheduleDescription) (Run, bool) {
+	for _, w := range d.Info.RunningWorkflows {
+		return Run{WorkflowID: w.WorkflowID, RunID: w.FirstExecutionRunID}, true
+	}
+	return Run{}, false
+}
+
+func startOnDemand(ctx context.Context, c client.Client, taskQueue string) (Run, error) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: OnDemandWorkflowID, TaskQueue: taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
