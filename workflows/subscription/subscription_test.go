@@ -106,14 +106,17 @@ func (h *harness) state() State {
 	return st
 }
 
-// update sends an update and records its answer (or its rejection) into out / rejected.
+// update sends an update and records its answer into out; a rejection goes into rejected, and fails the
+// test when rejected is nil (a test that expects none must not have one hidden).
 func (h *harness) update(name string, out any, rejected *error, args ...any) {
 	h.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
 		OnAccept: func() {},
 		OnReject: func(err error) {
-			if rejected != nil {
-				*rejected = err
+			if rejected == nil {
+				h.t.Errorf("update %s rejected: %v", name, err)
+				return
 			}
+			*rejected = err
 		},
 		OnComplete: func(v any, err error) {
 			require.NoError(h.t, err)
