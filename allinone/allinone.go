@@ -137,15 +137,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	shutdownTracing, err := tracing.Setup(ctx, "saasengine-allinone", getenv)
+	stopTracing, err := tracing.Setup(ctx, "saasengine-allinone", getenv)
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = shutdownTracing(ctx)
-	})
+	s.closers = append(s.closers, stopTracing)
 	tc := config.TemporalFromEnv(getenv)
 	wc, err := config.WebhookFromEnv(getenv)
 	if err != nil {

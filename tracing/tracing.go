@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -45,11 +46,11 @@ func Enabled(getenv func(string) string) bool {
 
 // Setup installs, when Enabled, a tracer provider that exports over OTLP/gRPC (the exporter reads the
 // standard OTEL_EXPORTER_OTLP_* variables: endpoint, headers, TLS) with the service named service unless
-// OTEL_SERVICE_NAME says otherwise, and returns its shutdown, which flushes what is buffered. Disabled,
-// it installs nothing and its shutdown does nothing.
-func Setup(ctx context.Context, service string, getenv func(string) string) (func(context.Context) error, error) {
+// OTEL_SERVICE_NAME says otherwise, and returns its stop, which flushes what is buffered (for at most 5
+// s). Disabled, it installs nothing and stop does nothing.
+func Setup(ctx context.Context, service string, getenv func(string) string) (stop func(), err error) {
 	if !Enabled(getenv) {
-		return func(context.Context) error { return nil }, nil
+		return func() {}, nil
 	}
 	if p := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_PROTOCOL")); p != "" && p != "grpc" {
 		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%s: only grpc is built in; send to a collector that takes OTLP/gRPC", p)
@@ -70,7 +71,11 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (fun
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	Use(tp)
-	return tp.Shutdown, nil
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(ctx)
+	}, nil
 }
 
 // Use installs tp as the process's tracer provider, with W3C trace-context and baggage propagation, and

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"saasengine/config"
 	"saasengine/internal/probe"
@@ -33,15 +32,11 @@ func run() error {
 		return err
 	}
 	defer func() { _ = logger.Sync() }()
-	shutdownTracing, err := tracing.Setup(context.Background(), "saasengine-webhook", getenv)
+	stopTracing, err := tracing.Setup(context.Background(), "saasengine-webhook", getenv)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = shutdownTracing(ctx)
-	}()
+	defer stopTracing()
 	tc := config.TemporalFromEnv(getenv)
 	wc, err := config.WebhookFromEnv(getenv)
 	if err != nil {

@@ -41,15 +41,11 @@ func run() error {
 		return err
 	}
 	defer func() { _ = logger.Sync() }()
-	shutdownTracing, err := tracing.Setup(context.Background(), "saasengine-worker", getenv)
+	stopTracing, err := tracing.Setup(context.Background(), "saasengine-worker", getenv)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = shutdownTracing(ctx)
-	}()
+	defer stopTracing()
 	tc := config.TemporalFromEnv(getenv)
 	pc, err := config.ProvisioningFromEnv(getenv)
 	if err != nil {
