@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-
 	"saasengine/activities"
 	"saasengine/marketplace"
 )
@@ -58,10 +56,7 @@ func (a *Activities) PostUsage(ctx context.Context, in PostInput) ([]ItemResult,
 	if len(in.Events) == 0 || len(in.Events) > marketplace.MaxBatchSize {
 		return nil, fmt.Errorf("metering: a batch holds 1 to %d events, got %d", marketplace.MaxBatchSize, len(in.Events))
 	}
-	if activity.IsActivity(ctx) {
-		info := activity.GetInfo(ctx)
-		ctx = marketplace.WithCorrelationID(ctx, info.WorkflowExecution.ID+"/"+info.ActivityID)
-	}
+	ctx = activities.WithCorrelation(ctx)
 	plan := ""
 	events := make([]marketplace.UsageEvent, len(in.Events))
 	for i, ev := range in.Events {

@@ -97,15 +97,6 @@ type ChangeQuantityInput struct {
 	Quantity       int64  `json:"quantity"`
 }
 
-// withCorrelation gives all attempts of one activity the same x-ms-correlationid.
-func withCorrelation(ctx context.Context) context.Context {
-	if !activity.IsActivity(ctx) {
-		return ctx
-	}
-	info := activity.GetInfo(ctx)
-	return marketplace.WithCorrelationID(ctx, info.WorkflowExecution.ID+"/"+info.ActivityID)
-}
-
 func (a *Activities) log(ctx context.Context) *zap.Logger {
 	l := a.Logger
 	if l == nil {
@@ -132,7 +123,7 @@ func (a *Activities) fail(ctx context.Context, err error) error {
 
 // GetSubscription reads the subscription from Microsoft.
 func (a *Activities) GetSubscription(ctx context.Context, subscriptionID string) (marketplace.Subscription, error) {
-	s, err := a.Marketplace.GetSubscription(withCorrelation(ctx), subscriptionID)
+	s, err := a.Marketplace.GetSubscription(activities.WithCorrelation(ctx), subscriptionID)
 	if err != nil {
 		return marketplace.Subscription{}, a.fail(ctx, err)
 	}
@@ -142,7 +133,7 @@ func (a *Activities) GetSubscription(ctx context.Context, subscriptionID string)
 // Activate tells Microsoft the subscription is set up (billing starts). Safe to repeat: a repeat of a
 // successful activation answers 400, which the workflow resolves with GetSubscription.
 func (a *Activities) Activate(ctx context.Context, in ActivateInput) error {
-	err := a.Marketplace.Activate(withCorrelation(ctx), in.SubscriptionID, marketplace.SubscriberPlan{PlanID: in.PlanID, Quantity: marketplace.Quantity(in.Quantity)})
+	err := a.Marketplace.Activate(activities.WithCorrelation(ctx), in.SubscriptionID, marketplace.SubscriberPlan{PlanID: in.PlanID, Quantity: marketplace.Quantity(in.Quantity)})
 	if err != nil {
 		return a.fail(ctx, err)
 	}
@@ -151,7 +142,7 @@ func (a *Activities) Activate(ctx context.Context, in ActivateInput) error {
 
 // GetOperation reads one operation.
 func (a *Activities) GetOperation(ctx context.Context, ref OperationRef) (marketplace.Operation, error) {
-	op, err := a.Marketplace.GetOperation(withCorrelation(ctx), ref.SubscriptionID, ref.OperationID)
+	op, err := a.Marketplace.GetOperation(activities.WithCorrelation(ctx), ref.SubscriptionID, ref.OperationID)
 	if err != nil {
 		return marketplace.Operation{}, a.fail(ctx, err)
 	}
@@ -160,7 +151,7 @@ func (a *Activities) GetOperation(ctx context.Context, ref OperationRef) (market
 
 // ListOperations lists the operations waiting for the publisher.
 func (a *Activities) ListOperations(ctx context.Context, subscriptionID string) ([]marketplace.Operation, error) {
-	ops, err := a.Marketplace.ListOperations(withCorrelation(ctx), subscriptionID)
+	ops, err := a.Marketplace.ListOperations(activities.WithCorrelation(ctx), subscriptionID)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -170,7 +161,7 @@ func (a *Activities) ListOperations(ctx context.Context, subscriptionID string) 
 // UpdateOperation sends Success or Failure for an operation. A 409 (and, when tolerated, a 400) is a
 // result, not an error: the operation was decided already.
 func (a *Activities) UpdateOperation(ctx context.Context, in UpdateOperationInput) (UpdateOperationResult, error) {
-	err := a.Marketplace.UpdateOperation(withCorrelation(ctx), in.SubscriptionID, in.OperationID, marketplace.OperationUpdate{Status: in.Status})
+	err := a.Marketplace.UpdateOperation(activities.WithCorrelation(ctx), in.SubscriptionID, in.OperationID, marketplace.OperationUpdate{Status: in.Status})
 	if err == nil {
 		return UpdateOperationResult{}, nil
 	}
@@ -185,7 +176,7 @@ func (a *Activities) UpdateOperation(ctx context.Context, in UpdateOperationInpu
 
 // ListAvailablePlans lists the plans the subscription may move to.
 func (a *Activities) ListAvailablePlans(ctx context.Context, subscriptionID string) ([]marketplace.Plan, error) {
-	plans, err := a.Marketplace.ListAvailablePlans(withCorrelation(ctx), subscriptionID, "")
+	plans, err := a.Marketplace.ListAvailablePlans(activities.WithCorrelation(ctx), subscriptionID, "")
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -194,7 +185,7 @@ func (a *Activities) ListAvailablePlans(ctx context.Context, subscriptionID stri
 
 // ChangePlan asks Microsoft for a plan change and returns the operation ID.
 func (a *Activities) ChangePlan(ctx context.Context, in ChangePlanInput) (string, error) {
-	id, err := a.Marketplace.ChangePlan(withCorrelation(ctx), in.SubscriptionID, in.PlanID)
+	id, err := a.Marketplace.ChangePlan(activities.WithCorrelation(ctx), in.SubscriptionID, in.PlanID)
 	if err != nil {
 		return "", a.fail(ctx, err)
 	}
@@ -203,7 +194,7 @@ func (a *Activities) ChangePlan(ctx context.Context, in ChangePlanInput) (string
 
 // ChangeQuantity asks Microsoft for a quantity change and returns the operation ID.
 func (a *Activities) ChangeQuantity(ctx context.Context, in ChangeQuantityInput) (string, error) {
-	id, err := a.Marketplace.ChangeQuantity(withCorrelation(ctx), in.SubscriptionID, in.Quantity)
+	id, err := a.Marketplace.ChangeQuantity(activities.WithCorrelation(ctx), in.SubscriptionID, in.Quantity)
 	if err != nil {
 		return "", a.fail(ctx, err)
 	}
@@ -212,7 +203,7 @@ func (a *Activities) ChangeQuantity(ctx context.Context, in ChangeQuantityInput)
 
 // DeleteSubscription asks Microsoft to cancel the subscription and returns the operation ID.
 func (a *Activities) DeleteSubscription(ctx context.Context, subscriptionID string) (string, error) {
-	id, err := a.Marketplace.DeleteSubscription(withCorrelation(ctx), subscriptionID)
+	id, err := a.Marketplace.DeleteSubscription(activities.WithCorrelation(ctx), subscriptionID)
 	if err != nil {
 		return "", a.fail(ctx, err)
 	}
