@@ -14,6 +14,9 @@ import (
 
 const csrfCookie = "saasengine_csrf"
 
+// signOutScope is what the sign-out forms' CSRF MAC is bound to, in place of a subscription ID.
+const signOutScope = "sign-out"
+
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, subscriptionID string) string {
 	nonce := ""
 	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
@@ -22,6 +25,8 @@ func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, subscriptionI
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
 		nonce = base64.RawURLEncoding.EncodeToString(b)
+		// A page may hold two forms (confirm, sign out): the second token must use this nonce too.
+		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: nonce})
 		http.SetCookie(w, &http.Cookie{
 			Name: csrfCookie, Value: nonce, Path: "/", HttpOnly: true,
 			// Behind a load balancer that ends TLS, the request reaching us is plain HTTP.

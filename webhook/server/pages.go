@@ -136,13 +136,15 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 }).ParseFS(templateFS, "templates/*.html"))
 
 type pageData struct {
-	Title     string
-	View      presented
-	Token     string
-	CSRF      string
-	StatusURL string
-	Message   string
-	Refresh   bool
+	// SignOutCSRF guards the sign-out forms (csrfFor("signout")): another site cannot sign a buyer out.
+	SignOutCSRF string
+	Title       string
+	View        presented
+	Token       string
+	CSRF        string
+	StatusURL   string
+	Message     string
+	Refresh     bool
 	// Settled stops the status page's polling.
 	Settled bool
 	// Buyer is who is signed in (nil when sign-in is off); render fills it in.
@@ -180,6 +182,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	}
 	if data.Product == "" {
 		data.Product = s.cfg.Brand.ProductName
+	}
+	if data.Buyer != nil {
+		data.SignOutCSRF = s.csrfToken(w, r, signOutScope)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", s.csp)

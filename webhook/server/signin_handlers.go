@@ -146,6 +146,13 @@ func (s *Server) signInProblemPage(w http.ResponseWriter, r *http.Request, p *si
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	_ = r.ParseForm()
+	if !s.csrfValid(r, signOutScope, r.PostForm.Get("signout_csrf")) {
+		// A form on another site: signing the buyer out (or into another account) is not its to do.
+		s.render(w, r, http.StatusForbidden, "message.html", pageData{
+			Title: "This sign-out did not come from this page", Message: "Nothing was changed. Use the Sign out button on the page itself.",
+		})
+		return
+	}
 	clearCookie(w, r, sessionCookie)
 	if s.signIn == nil {
 		http.Redirect(w, r, "/landing/manage", http.StatusSeeOther)

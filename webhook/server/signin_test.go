@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"html"
 	"math/big"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -297,16 +299,33 @@ func TestSignInRefusesBadAnswers(t *testing.T) {
 	noWorkflow(t, s, p.SubscriptionID)
 }
 
+// signOutCSRF is the token of a page's sign-out form.
+var signOutCSRF = regexp.MustCompile(`action="/landing/signout"><input type="hidden" name="signout_csrf" value="([^"]+)"`)
+
+func signOutToken(t *testing.T, page string) string {
+	t.Helper()
+	m := signOutCSRF.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no sign-out form with its token on the page:\n%.2000s", page)
+	}
+	return html.UnescapeString(m[1])
+}
+
 // Signing out ends the session here and at Entra, which sends the buyer back to a page that says so; the
-// landing page then asks to sign in again.
+// landing page then asks to sign in again. A sign-out posted from another site (no token from the page)
+// changes nothing.
 func TestSignOut(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{NoWorker: true})
 	p := s.Emu.PurchaseAs(t, "basic", 0, emulator.BuyerPurchaser, emulator.BuyerPurchaser)
 	b := buyer()
-	if code, _ := signInAs(t, b, p.LandingURL, emulator.BuyerPurchaser); code != 200 {
+	code, landing := signInAs(t, b, p.LandingURL, emulator.BuyerPurchaser)
+	if code != 200 {
 		t.Fatalf("landing: %d", code)
 	}
-	code, page, final := postForm(t, b, s.HTTP.URL+"/landing/signout", url.Values{})
+	if code, page, _ := postForm(t, b, s.HTTP.URL+"/landing/signout", url.Values{}); code != http.StatusForbidden || !hasCookie(b, s.HTTP.URL, "saasengine_session") {
+		t.Fatalf("a forged sign-out: %d, session kept %v\n%.500s", code, hasCookie(b, s.HTTP.URL, "saasengine_session"), page)
+	}
+	code, page, final := postForm(t, b, s.HTTP.URL+"/landing/signout", url.Values{"signout_csrf": {signOutToken(t, landing)}})
 	if code != 200 || !strings.Contains(page, "You are signed out") || final.Path != "/landing/signin" {
 		t.Fatalf("sign-out: %d at %s\n%s", code, final, page)
 	}
@@ -323,8 +342,9 @@ func TestSignOut(t *testing.T) {
 
 	// "Sign in with another account" signs out and goes straight to Entra's account picker.
 	c := buyer()
-	signInAs(t, c, p.LandingURL, emulator.BuyerStranger)
-	resp, err = stopAt(c, "/organizations/oauth2/v2.0/authorize").PostForm(s.HTTP.URL+"/landing/signout", url.Values{"switch": {"1"}, "return": {strings.TrimPrefix(p.LandingURL, s.HTTP.URL)}})
+	_, notYours := signInAs(t, c, p.LandingURL, emulator.BuyerStranger)
+	resp, err = stopAt(c, "/organizations/oauth2/v2.0/authorize").PostForm(s.HTTP.URL+"/landing/signout",
+		url.Values{"switch": {"1"}, "return": {strings.TrimPrefix(p.LandingURL, s.HTTP.URL)}, "signout_csrf": {signOutToken(t, notYours)}})
 	if err != nil {
 		t.Fatal(err)
 	}
