@@ -2,8 +2,10 @@ package devserver
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +35,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 		FrontendPort:     freePort(t),
 		UIPort:           freePort(t),
 		SearchAttributes: map[string]enumspb.IndexedValueType{"DevserverProbe": enumspb.INDEXED_VALUE_TYPE_KEYWORD},
+		CodecEndpoint:    "http://127.0.0.1:1/codec/the-path-key",
 	}
 	s, err := Start(ctx, cfg)
 	if err != nil {
@@ -47,6 +50,16 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHTTP(t, s.UIURL())
+	// The UI is told where to decode encrypted payloads (its settings, which its pages read).
+	resp, err := http.Get(s.UIURL() + "/api/v1/settings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(settings), cfg.CodecEndpoint) {
+		t.Errorf("the UI's settings do not name the codec endpoint: %d %s", resp.StatusCode, settings)
+	}
 	c.Close()
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
