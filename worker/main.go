@@ -104,6 +104,12 @@ func run() error {
 	if closer, ok := prov.(io.Closer); ok {
 		defer closer.Close()
 	}
+	// A search attribute added by a newer version (SaaSPurchaserTenant, say) must exist before the
+	// workflows upsert it, or their tasks fail: add what is missing, where this worker may.
+	if err := subscription.RegisterSearchAttributes(ctx, c.OperatorService(), tc.Namespace); err != nil {
+		logger.Warn("could not check or add the search attributes; run `starter setup` (on Temporal Cloud, add them to the namespace) before the workflows need them",
+			zap.Error(err))
+	}
 	if interval > 0 {
 		if err := reconciliation.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
 			return err

@@ -14,7 +14,8 @@ import (
 
 // A signed-in buyer sees the subscriptions of their organisation that they bought or use, each with its
 // status, plan, seats, term and renewal, and where Microsoft lets them change it; not their colleague's,
-// not another organisation's. Someone with none is told so and offered to switch account.
+// not another organisation's; a CSP partner sees what it bought for a customer. Someone with none is told
+// so and offered to switch account.
 func TestManageAccount(t *testing.T) {
 	s := stacktest.Start(t, stacktest.Options{ConfigureServer: withBrand})
 	ada := buyer()
@@ -68,6 +69,15 @@ func TestManageAccount(t *testing.T) {
 		_, page = get(t, kim, manage)
 		return strings.Contains(page, "sub-"+csp.SubscriptionID) && strings.Contains(page, "<dd>6</dd>"), page
 	})
+	// The CSP partner who bought it for Northwind, signed in with the partner's own tenant, sees it too.
+	pat := signedIn(t, s, emulator.BuyerCSPPartner)
+	eventually(t, 30*time.Second, "the partner's purchase listed", func() (bool, string) {
+		_, page = get(t, pat, manage)
+		return strings.Contains(page, "sub-"+csp.SubscriptionID), page
+	})
+	if strings.Contains(page, active.SubscriptionID) || strings.Contains(page, sams.SubscriptionID) {
+		t.Error("the partner sees subscriptions it did not buy")
+	}
 
 	lee := signedIn(t, s, emulator.BuyerOtherTenant)
 	code, page := get(t, lee, manage)

@@ -79,7 +79,7 @@ func (t Temporal) View(ctx context.Context, subscriptionID string) (View, error)
 // OfTenant reads the subscriptions bought for a tenant: the newest manageLimit its search attributes name,
 // each one's state queried (a few at a time).
 func (t Temporal) OfTenant(ctx context.Context, tenantID string) (TenantSubscriptions, error) {
-	sums, _, err := t.Client.List(ctx, subscription.Filter{BeneficiaryTenant: tenantID, PageSize: manageLimit})
+	sums, _, err := t.Client.List(ctx, subscription.Filter{Tenant: tenantID, PageSize: manageLimit})
 	if err != nil {
 		return TenantSubscriptions{}, mapError(err)
 	}

@@ -91,8 +91,11 @@ var (
 	SaaSPlan              = temporal.NewSearchAttributeKeyKeyword("SaaSPlan")
 	SaaSQuantity          = temporal.NewSearchAttributeKeyInt64("SaaSQuantity")
 	SaaSBeneficiaryTenant = temporal.NewSearchAttributeKeyKeyword("SaaSBeneficiaryTenant")
-	SaaSIsTest            = temporal.NewSearchAttributeKeyBool("SaaSIsTest")
-	SaaSIsFreeTrial       = temporal.NewSearchAttributeKeyBool("SaaSIsFreeTrial")
+	// SaaSPurchaserTenant is the tenant of who bought it: a CSP partner's, for a subscription bought for a
+	// customer; the partner's manage page lists it.
+	SaaSPurchaserTenant = temporal.NewSearchAttributeKeyKeyword("SaaSPurchaserTenant")
+	SaaSIsTest          = temporal.NewSearchAttributeKeyBool("SaaSIsTest")
+	SaaSIsFreeTrial     = temporal.NewSearchAttributeKeyBool("SaaSIsFreeTrial")
 	// SaaSNeedsAttention is true while a failed phase waits for a person (State.Attention), so operators
 	// filter for it in the Temporal UI: SaaSNeedsAttention=true.
 	SaaSNeedsAttention = temporal.NewSearchAttributeKeyBool("SaaSNeedsAttention")
@@ -107,6 +110,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SaaSPlan.GetName():              enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SaaSQuantity.GetName():          enumspb.INDEXED_VALUE_TYPE_INT,
 		SaaSBeneficiaryTenant.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SaaSPurchaserTenant.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SaaSIsTest.GetName():            enumspb.INDEXED_VALUE_TYPE_BOOL,
 		SaaSIsFreeTrial.GetName():       enumspb.INDEXED_VALUE_TYPE_BOOL,
 		SaaSNeedsAttention.GetName():    enumspb.INDEXED_VALUE_TYPE_BOOL,

@@ -27,15 +27,15 @@ func (r *runner) needAttention(ctx workflow.Context, kind, err string) {
 
 // searchView is what the search attributes show.
 type searchView struct {
-	status, phase, offer, plan, tenant string
-	quantity                           int64
-	isTest, isFreeTrial, attention     bool
+	status, phase, offer, plan, tenant, purchaserTenant string
+	quantity                                            int64
+	isTest, isFreeTrial, attention                      bool
 }
 
 // upsertSearch keeps the search attributes current, writing only when something shown changed.
 func (r *runner) upsertSearch(ctx workflow.Context) {
 	v := searchView{status: string(r.st.Status), phase: string(r.st.Phase), offer: r.st.OfferID, plan: r.st.PlanID,
-		tenant: r.st.Beneficiary.TenantID, quantity: r.st.Quantity, isTest: r.st.IsTest, isFreeTrial: r.st.IsFreeTrial,
+		tenant: r.st.Beneficiary.TenantID, purchaserTenant: r.st.Purchaser.TenantID, quantity: r.st.Quantity, isTest: r.st.IsTest, isFreeTrial: r.st.IsFreeTrial,
 		attention: r.st.Attention != ""}
 	if r.lastSA != nil && *r.lastSA == v {
 		return
@@ -47,7 +47,7 @@ func (r *runner) upsertSearch(ctx workflow.Context) {
 	keywords := []struct {
 		key temporal.SearchAttributeKeyKeyword
 		val string
-	}{{SaaSStatus, v.status}, {SaaSOffer, v.offer}, {SaaSPlan, v.plan}, {SaaSBeneficiaryTenant, v.tenant}}
+	}{{SaaSStatus, v.status}, {SaaSOffer, v.offer}, {SaaSPlan, v.plan}, {SaaSBeneficiaryTenant, v.tenant}, {SaaSPurchaserTenant, v.purchaserTenant}}
 	for _, kw := range keywords {
 		if kw.val != "" {
 			updates = append(updates, kw.key.ValueSet(kw.val))

@@ -21,9 +21,13 @@ type Filter struct {
 	PageSize  int
 	PageToken []byte
 
-	// BeneficiaryTenant is the tenant the subscriptions were bought for (the buyers' manage page).
-	BeneficiaryTenant string
+	// Tenant is a tenant that bought the subscriptions or that they were bought for (the buyers' manage
+	// page: a CSP partner's tenant buys for its customers' tenants).
+	Tenant string
 }
+
+// tenantClause stands for Filter.Tenant in Query, which matches either of two search attributes.
+const tenantClause = "tenant"
 
 // Summary is one subscription of a listing, read from its search attributes.
 type Summary struct {
@@ -73,13 +77,18 @@ func (f Filter) Query() (string, error) {
 		{SaaSStatus.GetName(), f.Status},
 		{SaaSOffer.GetName(), f.Offer},
 		{SaaSPlan.GetName(), f.Plan},
-		{SaaSBeneficiaryTenant.GetName(), f.BeneficiaryTenant},
+		{tenantClause, f.Tenant},
 	} {
 		if c.val == "" {
 			continue
 		}
 		if strings.ContainsAny(c.val, `'"\`) {
 			return "", fmt.Errorf("filter value %q may not contain quotes or backslashes", c.val)
+		}
+		if c.key == tenantClause {
+			// Bought by the tenant, or for it.
+			clauses = append(clauses, fmt.Sprintf("(%s = '%s' OR %s = '%s')", SaaSBeneficiaryTenant.GetName(), c.val, SaaSPurchaserTenant.GetName(), c.val))
+			continue
 		}
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", c.key, c.val))
 	}
