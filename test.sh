@@ -33,8 +33,10 @@ if ! go test -count=1 -timeout 15m ./... 2>&1 | tee "$log"; then
   {
     echo
     echo "test.sh: the run failed; full output in $log. Failed and hung tests:"
-    grep -E -A12 '^--- FAIL|^panic: test timed out|blocked in Close' "$log" | grep -v '^\s*logger.go:' | head -80
-    grep -E '^(FAIL|ok) ' "$log"
+    # Logger and screenshot lines left out, so that each failure's own message shows.
+    grep -v -E '^\s*(logger\.go|[a-z0-9_]+\.go:[0-9]+: screenshot):' "$log" |
+      grep -E -A12 '^--- FAIL|^panic: test timed out|blocked in Close' | head -80 || true
+    grep -E '^(FAIL|ok) ' "$log" || true
   } >&2
   exit 1
 fi
