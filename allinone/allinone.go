@@ -457,7 +457,8 @@ func codecEndpoint(httpURL string, getenv config.Getenv) string {
 	return httpURL + "/codec/" + getenv("PAYLOAD_CODEC_PATH_KEY")
 }
 
-// persistentKey keeps a random session key in a file so landing-page links survive restarts.
+// persistentKey keeps a random key in a file, so that what it protects survives restarts: landing-page
+// links (the session key), encrypted payloads (the payload key), the UI's codec address.
 func persistentKey(path string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
 		return strings.TrimSpace(string(b)), nil

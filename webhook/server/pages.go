@@ -136,7 +136,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 }).ParseFS(templateFS, "templates/*.html"))
 
 type pageData struct {
-	// SignOutCSRF guards the sign-out forms (csrfFor("signout")): another site cannot sign a buyer out.
+	// SignOutCSRF guards the sign-out forms (csrfToken for signOutScope): another site cannot sign a
+	// buyer out.
 	SignOutCSRF string
 	Title       string
 	View        presented
