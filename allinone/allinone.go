@@ -32,6 +32,7 @@ import (
 	"saasengine/engine"
 	"saasengine/internal/devmail"
 	"saasengine/tracing"
+	"saasengine/webhook/frontend"
 	"saasengine/webhook/server"
 	"saasengine/workflows/reconciliation"
 	"saasengine/workflows/subscription"
@@ -272,7 +273,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.closers = append(s.closers, w.Stop)
 
 	// 4. The webhook, landing page and admin API.
-	h, err := server.FromConfig(c, tc, wc, api, s.log.Named("http"))
+	h, err := frontend.New(c, tc, wc, api, s.log.Named("http"))
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"saasengine/config"
 	"saasengine/internal/probe"
 	"saasengine/tracing"
+	"saasengine/webhook/frontend"
 	"saasengine/webhook/server"
 )
 
@@ -56,7 +57,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	h, err := server.FromConfig(c, tc, wc, api, logger)
+	h, err := frontend.New(c, tc, wc, api, logger)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"saasengine/config"
 	"saasengine/internal/stacktest"
 	"saasengine/marketplace"
 	"saasengine/webhook/server"
@@ -22,13 +21,6 @@ import (
 func TestNoWebhookAuthNeedsTheExplicitOptIn(t *testing.T) {
 	if _, err := server.New(server.Config{Subscriptions: budgetProbe{}, Resolver: noResolver{}}); err == nil {
 		t.Fatal("New without a validator and without InsecureNoWebhookAuth: no error")
-	}
-	// The same through the production wiring: WEBHOOK_AUTH=none alone is refused.
-	if _, err := server.FromConfig(nil, config.Temporal{}, config.Webhook{Auth: "none", SignIn: config.SignIn{Mode: "none", InsecureNoAuth: true}}, noResolver{}, zap.NewNop()); err == nil {
-		t.Fatal("FromConfig with auth none and no opt-in: no error")
-	}
-	if _, err := server.FromConfig(nil, config.Temporal{}, config.Webhook{Auth: "none", InsecureNoAuth: true, SignIn: config.SignIn{Mode: "none", InsecureNoAuth: true}}, noResolver{}, zap.NewNop()); err != nil {
-		t.Fatalf("FromConfig with auth none and the opt-in: %v", err)
 	}
 }
 

@@ -1,36 +1,37 @@
-package server
+// Package frontend assembles the engine's HTTP front end (webhook, landing and manage pages, admin API,
+// codec endpoint) from the configuration the binaries read, so that webhook/server itself knows nothing
+// of environment variables. The webhook binary and cmd/allinone build their server here.
+package frontend
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"saasengine/config"
 	"saasengine/entra"
+	"saasengine/webhook/server"
 	"saasengine/workflows/metering"
 	"saasengine/workflows/subscription"
 )
 
-// FromConfig wires the HTTP server to Temporal, the Marketplace API (resolver, for the landing page) and
+// New wires the HTTP server to Temporal, the Marketplace API (resolver, for the landing page) and
 // Entra (for webhook tokens).
-func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver Resolver, logger *zap.Logger) (*Server, error) {
+func New(c client.Client, tc config.Temporal, wc config.Webhook, resolver server.Resolver, logger *zap.Logger) (*server.Server, error) {
 	meter := metering.Client{Temporal: c, TaskQueue: tc.TaskQueue, Options: metering.Options{Grace: wc.MeteringGrace}}
 	if plans, ok := resolver.(metering.Plans); ok {
 		// The Marketplace client reads plans too: usage of a dimension the plan lacks is refused at once.
 		meter.Dimensions = &metering.Dimensions{Marketplace: plans}
 	}
-	cfg := Config{
+	cfg := server.Config{
 		WebhookPath:           wc.Path,
 		InsecureNoWebhookAuth: wc.Auth == "none" && wc.InsecureNoAuth,
 		DecisionWait:          wc.DecisionWait,
 		CommandWait:           wc.CommandWait,
-		Subscriptions:         Temporal{Client: subscription.New(c, tc.TaskQueue, subscription.Options{RequireApproval: wc.RequireApproval})},
+		Subscriptions:         server.Temporal{Client: subscription.New(c, tc.TaskQueue, subscription.Options{RequireApproval: wc.RequireApproval})},
 		Meter:                 meter,
 		Resolver:              resolver,
 		SessionKey:            []byte(wc.SessionKey),
@@ -41,10 +42,10 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 		},
 		Logger: logger,
 	}
-	cfg.Brand = Brand{
+	cfg.Brand = server.Brand{
 		ProductName: wc.Brand.ProductName, LogoURL: wc.Brand.LogoURL, AccentColor: wc.Brand.AccentColor,
 		SupportURL: wc.Brand.SupportURL, PrivacyURL: wc.Brand.PrivacyURL, TermsURL: wc.Brand.TermsURL,
-		AppURL: wc.Brand.AppURL, Offers: map[string]OfferBrand{},
+		AppURL: wc.Brand.AppURL, Offers: map[string]server.OfferBrand{},
 	}
 	for id, name := range wc.Brand.OfferNames {
 		o := cfg.Brand.Offers[id]
@@ -56,7 +57,7 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 		o.AppURL = u
 		cfg.Brand.Offers[id] = o
 	}
-	if pl, ok := resolver.(PlanLister); ok {
+	if pl, ok := resolver.(server.PlanLister); ok {
 		cfg.Plans = pl
 	}
 	codec, err := tc.Codec()
@@ -68,13 +69,13 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 	}
 	switch wc.SignIn.Mode {
 	case "entra":
-		si := &SignInConfig{Authority: wc.SignIn.Authority, Tenant: wc.SignIn.Tenant, ClientID: wc.SignIn.ClientID, ClientSecret: wc.SignIn.ClientSecret, RedirectURL: wc.SignIn.RedirectURL}
+		si := &server.SignInConfig{Authority: wc.SignIn.Authority, Tenant: wc.SignIn.Tenant, ClientID: wc.SignIn.ClientID, ClientSecret: wc.SignIn.ClientSecret, RedirectURL: wc.SignIn.RedirectURL}
 		if wc.SignIn.CertFile != "" {
 			pem, err := os.ReadFile(wc.SignIn.CertFile)
 			if err != nil {
 				return nil, fmt.Errorf("SIGNIN_CERT_FILE: %w", err)
 			}
-			if si.ClientAssertion, err = CertificateAssertion(wc.SignIn.ClientID, pem); err != nil {
+			if si.ClientAssertion, err = server.CertificateAssertion(wc.SignIn.ClientID, pem); err != nil {
 				return nil, err
 			}
 		}
@@ -91,24 +92,5 @@ func FromConfig(c client.Client, tc config.Temporal, wc config.Webhook, resolver
 		}
 		cfg.Validator = v
 	}
-	return New(cfg)
-}
-
-// Serve runs h on addr until ctx ends, then drains requests for up to 20 seconds.
-func Serve(ctx context.Context, addr string, h http.Handler, logger *zap.Logger) error {
-	srv := HTTPServer(addr, h)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	logger.Info("webhook server listening", zap.String("addr", addr))
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return server.New(cfg)
 }
