@@ -194,52 +194,6 @@ func tenants(t testing.TB, s *stacktest.Stack) int {
 	return n
 }
 
-// BenchmarkReconcile10k reconciles 10,000 subscriptions that are already adopted and in sync: the cost
-// of the hourly run at scale. Adoption of the 10,000 (the first run, until every workflow has settled) is
-// set-up, reported separately as adopt+settle-s. Go runs the set-up twice (b.N=1, then b.N=3). Run: go test ./reconcile -run '^$' -bench Reconcile10k -benchtime 3x -timeout 60m
-func BenchmarkReconcile10k(b *testing.B) {
-	benchmarkReconcile(b, 10000)
-}
-
-func benchmarkReconcile(b *testing.B, n int) {
-	s := stacktest.Start(b, stacktest.Options{})
-	seed := emulator.SeedRequest{}
-	seed.Subscriptions = append(seed.Subscriptions, struct {
-		emulator.PurchaseRequest
-		Count int `json:"count"`
-	}{emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "basic", Status: marketplace.StatusSubscribed}, n})
-	if _, err := s.Emu.Emulator.Seed(seed); err != nil {
-		b.Fatal(err)
-	}
-	start := time.Now()
-	first := s.Reconcile(b, 45*time.Minute)
-	if first.Adopted != n {
-		b.Fatalf("adoption: %s", first)
-	}
-	// Wait until every adopted workflow has settled before timing steady-state runs.
-	for {
-		rep := s.Reconcile(b, 45*time.Minute)
-		if rep.InSync == n {
-			break
-		}
-		if time.Since(start) > 45*time.Minute {
-			b.Fatalf("adoption did not settle: %s", rep)
-		}
-	}
-	adopt := time.Since(start)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		rep := s.Reconcile(b, 45*time.Minute)
-		if rep.InSync != n {
-			b.Fatalf("run %d: %s", i, rep)
-		}
-	}
-	b.StopTimer()
-	// Reported after the timer: ResetTimer drops metrics reported before it.
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/subscription")
-	b.ReportMetric(adopt.Seconds(), "adopt+settle-s")
-}
-
 // A subscription whose workflow ended without the subscription ending (terminated by an operator, or
 // failed because Microsoft did not know the subscription yet) is adopted again from Microsoft's state,
 // without a second Activate or a second provisioning.
