@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -47,6 +49,7 @@ func (t *memTotals) mean(v float64) float64 { return v / float64(t.runs) }
 // per cached workflow; then does the same with a bare SDK worker whose workflow only answers a query and
 // waits for signals, with the same cache size. Engine and bare runs alternate.
 //
+// BENCH_HEAP_PROFILE=dir saves each worker's heap profile there, to read with go tool pprof.
 // BENCH_SUBSCRIPTIONS (default 500) is n; WORKFLOW_CACHE_SIZE (default the engine's) the cache size, so
 // n above it shows the bound. Run:
 //
@@ -109,6 +112,9 @@ func measureMemory(tb testing.TB, s *stacktest.Stack, role, taskQueue string, n,
 		waitCount(tb, s.Client, idleQuery(BareIdleType, taskQueue), int64(n), time.Duration(n)*100*time.Millisecond+5*time.Minute)
 	}
 	p.settle(tb, 10*time.Minute)
+	if dir := os.Getenv("BENCH_HEAP_PROFILE"); dir != "" {
+		p.saveHeapProfile(tb, filepath.Join(dir, taskQueue+".pb.gz"))
+	}
 	rss, peak := p.memory(tb)
 	after := p.stats(tb)
 	if after.Cached <= 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -42,6 +43,9 @@ type Stats struct {
 // on a loopback port it announces on standard output ("stats <url>"). Benchmarks run it as a process of
 // its own (cmd/benchworker) so that its memory is the worker's alone.
 func RunWorker(role string) error {
+	if os.Getenv("BENCH_HEAP_PROFILE") != "" {
+		runtime.MemProfileRate = 4096 // a profile fine enough to see a few kB per workflow
+	}
 	getenv := config.Getenv(os.Getenv)
 	logger, err := config.NewLogger(config.ObservabilityFromEnv(getenv))
 	if err != nil {
@@ -98,6 +102,8 @@ func RunWorker(role string) error {
 		return err
 	}
 	mux := http.NewServeMux()
+	// Where a worker's memory goes: BENCH_HEAP_PROFILE makes the benchmark save this profile.
+	mux.HandleFunc("/debug/pprof/heap", pprof.Index)
 	mux.HandleFunc("/stats", func(rw http.ResponseWriter, r *http.Request) {
 		st, err := readStats(metrics)
 		if err != nil {

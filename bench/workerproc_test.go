@@ -191,6 +191,28 @@ func (p *workerProc) stats(tb testing.TB) Stats {
 	return st
 }
 
+// saveHeapProfile writes the process's heap profile (after a collection) to file, for go tool pprof.
+func (p *workerProc) saveHeapProfile(tb testing.TB, file string) {
+	tb.Helper()
+	resp, err := http.Get(strings.TrimSuffix(p.statsURL, "/stats") + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		tb.Fatalf("heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("heap profile of the %s worker: %s", filepath.Base(file), file)
+}
+
 // memory reads the process's resident set as the system sees it (no collection first) and its peak.
 func (p *workerProc) memory(tb testing.TB) (rss, peak uint64) {
 	tb.Helper()

@@ -191,7 +191,13 @@ func (r *runner) pop() *item {
 		return nil
 	}
 	it := r.queue[0]
+	// Clear the slot: the backing array would otherwise keep a handled input (a whole snapshot) alive
+	// for as long as the workflow stays cached.
+	r.queue[0] = nil
 	r.queue = r.queue[1:]
+	if len(r.queue) == 0 {
+		r.queue = nil
+	}
 	return it
 }
 

@@ -83,6 +83,8 @@ func (r *runner) run(ctx workflow.Context) (State, error) {
 			_ = r.refresh(ctx, "start: "+r.in.Source)
 		}
 	}
+	// The state now holds what the input carried: a cached workflow keeps it once, not twice.
+	r.in.Carried, r.in.Subscription = nil, nil
 	for {
 		r.takeSignals()
 		r.advance(ctx)
