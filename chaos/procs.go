@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -269,14 +271,40 @@ func httpReady(url string) func(ctx context.Context) error {
 	}
 }
 
-// freePort returns a loopback port nobody listens on now.
+// freePort returns a loopback port nobody listens on now, chosen below the system's ephemeral range:
+// a process restarted later binds the same port again, and the OS never hands such a port to an
+// outgoing connection in between (one that did once made a restarted worker fail to start).
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	hi := ephemeralStart()
+	lo := max(hi-12000, 1024)
+	for range 200 {
+		p := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port in %d-%d", lo, hi)
+}
+
+// ephemeralStart is where the OS's ephemeral ports begin (Linux's setting, else its default).
+func ephemeralStart() int {
+	const linuxDefault = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return linuxDefault
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return linuxDefault
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 2048 {
+		return linuxDefault
+	}
+	return n
 }
 
 // freePortBlock returns a port with the next span ports free too: the Temporal dev server puts its
@@ -287,7 +315,7 @@ func freePortBlock(span int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if base+span > 65535 {
+		if base+span >= ephemeralStart() {
 			continue
 		}
 		ok := true
