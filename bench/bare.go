@@ -2,7 +2,9 @@ package bench
 
 import (
 	"fmt"
+	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"saasengine/activities"
@@ -16,6 +18,7 @@ import (
 const (
 	BareIdleType       = "BenchBareIdle"
 	BareActivationType = "BenchBareActivation"
+	BareDecideType     = "BenchBareDecide"
 )
 
 // acts names the activities for ExecuteActivity, as the subscription workflow does.
@@ -73,4 +76,65 @@ func BareActivation(ctx workflow.Context, sub marketplace.Subscription) error {
 		return fmt.Errorf("subscription %s is %s after activation", sub.ID, got.Status)
 	}
 	return nil
+}
+
+// BareDecide is the floor of deciding a customer's changes to one subscription, reached with
+// Update-With-Start: an update with the engine's name, request and time budget that verifies the
+// operation and reads the subscription at once, asks the provisioner and answers; the workflow PATCHes
+// each outcome after its answer has gone, as the subscription workflow's loop does.
+func BareDecide(ctx workflow.Context, subscriptionID string) error {
+	var settle []subacts.UpdateOperationInput
+	err := workflow.SetUpdateHandler(ctx, subscription.UpdateDecideChange, func(ctx workflow.Context, req subscription.DecideRequest) (subscription.ChangeDecision, error) {
+		left := func() time.Duration { return req.Deadline.Sub(workflow.Now(ctx)) - bareAnswerMargin }
+		// Half the time left for the reads, the rest for the decision, as the engine shares it.
+		reads := workflow.WithActivityOptions(ctx, bareWithin(left()/2))
+		opF := workflow.ExecuteActivity(reads, acts.GetOperation, subacts.OperationRef{SubscriptionID: subscriptionID, OperationID: req.Event.ID})
+		subF := workflow.ExecuteActivity(reads, acts.GetSubscription, subscriptionID)
+		var op marketplace.Operation
+		if err := opF.Get(ctx, &op); err != nil {
+			return subscription.ChangeDecision{}, err
+		}
+		if err := subF.Get(ctx, nil); err != nil {
+			return subscription.ChangeDecision{}, err
+		}
+		cr := provisioning.ChangeRequest{SubscriptionID: subscriptionID, OperationID: op.ID, Action: op.Action,
+			PlanID: op.PlanID, Quantity: int64(op.Quantity), Source: op.OperationRequestSource}
+		var dec provisioning.Decision
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, bareWithin(left())), acts.DecideChange, cr).Get(ctx, &dec); err != nil {
+			return subscription.ChangeDecision{}, err
+		}
+		status := marketplace.UpdateFailure
+		if dec.Accept {
+			status = marketplace.UpdateSuccess
+		}
+		settle = append(settle, subacts.UpdateOperationInput{SubscriptionID: subscriptionID, OperationID: op.ID, Status: status})
+		return subscription.ChangeDecision{Accepted: dec.Accept, Reason: dec.Reason, Decided: true}, nil
+	})
+	if err != nil {
+		return err
+	}
+	patch := workflow.WithActivityOptions(ctx, activities.MarketplaceReadOptions())
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(settle) > 0 }); err != nil {
+			return err
+		}
+		in := settle[0]
+		settle = settle[1:]
+		// A PATCH that fails for good shows as one that never arrived; the benchmark counts it.
+		_ = workflow.ExecuteActivity(patch, acts.UpdateOperation, in).Get(ctx, nil)
+	}
+}
+
+// bareAnswerMargin is kept back from the caller's deadline for the answer's way back, as the engine does.
+const bareAnswerMargin = 300 * time.Millisecond
+
+// bareWithin are the options of a decision's calls, the engine's: done within d (at least 500 ms), retries
+// included.
+func bareWithin(d time.Duration) workflow.ActivityOptions {
+	d = max(d, 500*time.Millisecond)
+	return workflow.ActivityOptions{
+		StartToCloseTimeout:    d,
+		ScheduleToCloseTimeout: d,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: time.Second},
+	}
 }

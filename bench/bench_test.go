@@ -98,21 +98,28 @@ func startWorker(tb testing.TB, s *stacktest.Stack) {
 	w := engine.NewWorker(s.Client, s.TaskQueue, engine.Deps{Marketplace: s.Emu.Client, Provisioner: s.Provisioner, Logger: s.Logger.Named("worker")}, engine.WorkerOptions(wc))
 	w.RegisterWorkflowWithOptions(BareIdle, workflow.RegisterOptions{Name: BareIdleType})
 	w.RegisterWorkflowWithOptions(BareActivation, workflow.RegisterOptions{Name: BareActivationType})
+	w.RegisterWorkflowWithOptions(BareDecide, workflow.RegisterOptions{Name: BareDecideType})
 	if err := w.Start(); err != nil {
 		tb.Fatalf("worker: %v", err)
 	}
 	tb.Cleanup(w.Stop)
 }
 
-// seed creates n subscriptions in the emulator with the given status and returns them as Microsoft shows
-// them.
+// seed creates n subscriptions of the flat-rate plan in the emulator with the given status and returns
+// them as Microsoft shows them.
 func seed(tb testing.TB, emu *emulator.Emulator, n int, status marketplace.SubscriptionStatus) []marketplace.Subscription {
+	tb.Helper()
+	return seedPlan(tb, emu, n, status, "basic", 0)
+}
+
+// seedPlan is seed with a plan and seat count.
+func seedPlan(tb testing.TB, emu *emulator.Emulator, n int, status marketplace.SubscriptionStatus, planID string, quantity int64) []marketplace.Subscription {
 	tb.Helper()
 	req := emulator.SeedRequest{}
 	req.Subscriptions = append(req.Subscriptions, struct {
 		emulator.PurchaseRequest
 		Count int `json:"count"`
-	}{emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "basic", Status: status}, n})
+	}{emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: planID, Quantity: quantity, Status: status}, n})
 	ids, err := emu.Seed(req)
 	if err != nil {
 		tb.Fatal(err)

@@ -388,6 +388,19 @@ func (e *Emulator) Operations(subscriptionID string) []marketplace.Operation {
 	return out
 }
 
+// PatchedAt reports when the publisher's first well-formed PATCH (Success or Failure) of an operation
+// arrived, in real time (not the emulated clock): applied, or refused with 409 because the operation was
+// decided already. ok is false until one has. It is for tests; Microsoft's API does not show it.
+func (e *Emulator) PatchedAt(operationID string) (at time.Time, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	op := e.st.Operations[strings.ToLower(operationID)]
+	if op == nil || op.PatchedAt.IsZero() {
+		return time.Time{}, false
+	}
+	return op.PatchedAt, true
+}
+
 // Delivery is one webhook notification as the control API reports it.
 type Delivery struct {
 	ID         string                   `json:"id"`

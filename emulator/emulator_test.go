@@ -505,3 +505,36 @@ func TestActivateWithoutBody(t *testing.T) {
 		}
 	}
 }
+
+// PatchedAt tells when the publisher's first PATCH of an operation arrived, which Microsoft's API does not
+// show: unset before it, the same after a second PATCH that Microsoft answers 409.
+func TestPatchedAtIsTheFirstPatch(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{Configure: func(c *emulator.Config) { c.AutoAcceptAfter = emulator.Duration(time.Hour) }})
+	ctx := context.Background()
+	id := activated(t, env, "team", 10)
+	op, err := env.Emulator.CustomerChangeQuantity(id, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := env.Emulator.PatchedAt(op.ID); ok {
+		t.Fatal("PatchedAt set before any PATCH")
+	}
+	before := time.Now()
+	if err := env.Client.UpdateOperation(ctx, id, op.ID, marketplace.OperationUpdate{Status: marketplace.UpdateFailure}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	at, ok := env.Emulator.PatchedAt(strings.ToUpper(op.ID))
+	if !ok || at.Before(before) || at.After(after) {
+		t.Fatalf("PatchedAt %v (%v), want between %v and %v", at, ok, before, after)
+	}
+	if err := env.Client.UpdateOperation(ctx, id, op.ID, marketplace.OperationUpdate{Status: marketplace.UpdateSuccess}); statusOf(err) != http.StatusConflict {
+		t.Fatalf("second PATCH: %v, want 409", err)
+	}
+	if again, _ := env.Emulator.PatchedAt(op.ID); !again.Equal(at) {
+		t.Fatalf("a second PATCH moved PatchedAt from %v to %v", at, again)
+	}
+	if _, ok := env.Emulator.PatchedAt("no-such-operation"); ok {
+		t.Fatal("PatchedAt of an unknown operation")
+	}
+}

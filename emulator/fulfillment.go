@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
@@ -383,6 +384,9 @@ func (e *Emulator) updateOperation(w http.ResponseWriter, r *http.Request, pub *
 	s, op := e.operationLocked(w, r, pub)
 	if op == nil {
 		return
+	}
+	if op.PatchedAt.IsZero() {
+		op.PatchedAt = time.Now().UTC()
 	}
 	switch {
 	case op.Op.Status != marketplace.OperationInProgress:

@@ -90,6 +90,9 @@ type operation struct {
 	AcceptAt time.Time `json:"acceptAt,omitzero"`
 	// Outcome forces the terminal status of a publisher-initiated operation (fault injection).
 	Outcome marketplace.OperationStatus `json:"outcome,omitempty"`
+	// PatchedAt is when the publisher's first well-formed PATCH of the operation arrived (real time),
+	// applied or refused; benchmarks time acknowledgements with it. Microsoft's API does not show it.
+	PatchedAt time.Time `json:"patchedAt,omitzero"`
 }
 
 type tokenGrant struct {
