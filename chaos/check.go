@@ -213,6 +213,7 @@ func (e *env) check(ctx context.Context, rep *Report, outs []*outcome) error {
 	}
 	rep.NonDeterminism += nd
 	rep.WorkflowPanics += panics
+	rep.PatchedBeforeAnswer = e.patchedBeforeAnswer
 	for _, f := range failed {
 		rep.Stuck++
 		rep.finding("%s", f)
@@ -312,6 +313,7 @@ func (e *env) collect(ctx context.Context, demo *provisioning.Demo, outs []*outc
 		s := snap.Subscriptions[i]
 		all[s.ID] = &views{ms: &s}
 	}
+	e.patchedBeforeAnswer = len(snap.PatchesBeforeAnswer)
 	for _, op := range snap.Operations {
 		if v := all[op.SubscriptionID]; v != nil {
 			v.ops = append(v.ops, op)

@@ -38,6 +38,10 @@ type Report struct {
 	// LingeringExpectations counts workflows that, at the end, still expect Microsoft's record to confirm
 	// a transition they already applied (no read since): not a failure, shown for what it is.
 	LingeringExpectations int `json:"lingeringExpectations"`
+	// PatchedBeforeAnswer counts operations PATCHed while their webhook awaited its first response (the
+	// emulator's record). Microsoft expects none; a webhook server killed before it could answer can
+	// still cause one, so it is shown, not failed.
+	PatchedBeforeAnswer int `json:"patchedBeforeAnswer"`
 	// Reports counts the admin API's answers to the changes and cancellations, by answer.
 	Reports map[string]int `json:"reports"`
 	// Calls are the Activate, PATCH and DELETE calls per subscription that reached Microsoft and took
@@ -117,6 +121,7 @@ func (r *Report) Write(w io.Writer) {
 		fmt.Fprintf(w, "reconciliation %d     seen %d, in sync %d, adopted %d, healed %d, errors %d\n", i+1, rc.Seen, rc.InSync, rc.Adopted, rc.Healed, rc.Errors)
 	}
 	fmt.Fprintf(w, "lingering expectations (applied, not yet confirmed by a read) %d\n", r.LingeringExpectations)
+	fmt.Fprintf(w, "PATCHes before the webhook's answer (a killed webhook server can cause one) %d\n", r.PatchedBeforeAnswer)
 	var fired []string
 	for _, f := range r.Faults {
 		what := f.Endpoint

@@ -91,11 +91,13 @@ const tokenSecret = "chaos-token-secret"
 
 // env is a running set of processes and the clients to reach them.
 type env struct {
-	cfg      Config
-	temporal *proc
-	emu      *proc
-	worker   *proc
-	webhook  *proc
+	cfg Config
+	// patchedBeforeAnswer is the emulator's count at the last collection.
+	patchedBeforeAnswer int
+	temporal            *proc
+	emu                 *proc
+	worker              *proc
+	webhook             *proc
 
 	emuURL     string
 	webhookURL string

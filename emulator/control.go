@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -401,6 +402,14 @@ func (e *Emulator) PatchedAt(operationID string) (at time.Time, ok bool) {
 	return op.PatchedAt, true
 }
 
+// PatchesBeforeAnswer lists the operations the publisher PATCHed while their webhook still awaited its
+// response, which Microsoft expects never to happen. It is for tests; Microsoft's API does not show it.
+func (e *Emulator) PatchesBeforeAnswer() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.st.PatchesBeforeAnswer)
+}
+
 // Delivery is one webhook notification as the control API reports it.
 type Delivery struct {
 	ID         string                   `json:"id"`
@@ -430,6 +439,8 @@ type Snapshot struct {
 	Usage         []marketplace.UsageEventResult `json:"usage"`
 	Deliveries    []Delivery                     `json:"deliveries"`
 	Faults        []Fault                        `json:"faults"`
+	// PatchesBeforeAnswer lists the operations PATCHed while their webhook awaited its first response.
+	PatchesBeforeAnswer []string `json:"patchesBeforeAnswer,omitempty"`
 }
 
 // State returns a snapshot of everything.
@@ -456,6 +467,7 @@ func (e *Emulator) State() Snapshot {
 	for _, f := range e.faults {
 		snap.Faults = append(snap.Faults, *f)
 	}
+	snap.PatchesBeforeAnswer = slices.Clone(e.st.PatchesBeforeAnswer)
 	return snap
 }
 

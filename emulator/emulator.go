@@ -62,6 +62,9 @@ type Emulator struct {
 	applied map[string]int
 	key     *rsa.PrivateKey
 	keyID   string
+	// answering counts, per operation, the webhook posts awaiting the publisher's response: Microsoft
+	// expects no PATCH of the operation before that response (store.PatchesBeforeAnswer).
+	answering map[string]int
 	// wake nudges the background loop when a delivery or operation became due.
 	wake chan struct{}
 	// signin holds buyers' authorization codes and sign-in faults (signin.go).

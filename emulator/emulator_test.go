@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -536,5 +538,68 @@ func TestPatchedAtIsTheFirstPatch(t *testing.T) {
 	}
 	if _, ok := env.Emulator.PatchedAt("no-such-operation"); ok {
 		t.Fatal("PatchedAt of an unknown operation")
+	}
+}
+
+// A publisher that PATCHes an operation while the emulator still waits for the response to its webhook
+// is caught (Microsoft expects no PATCH before the response); one that answers first is not.
+func TestPatchBeforeTheWebhookAnswerIsFlagged(t *testing.T) {
+	env := emulatortest.Start(t, emulatortest.Options{Configure: func(c *emulator.Config) { c.AutoAcceptAfter = emulator.Duration(time.Hour) }})
+	answerFirst := make(chan string, 4)
+	var patchFirst atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev marketplace.WebhookEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if patchFirst.Load() {
+			if err := env.Client.UpdateOperation(r.Context(), ev.SubscriptionID, ev.ID, marketplace.OperationUpdate{Status: marketplace.UpdateSuccess}); err != nil {
+				t.Errorf("PATCH during the webhook: %v", err)
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+		if !patchFirst.Load() {
+			answerFirst <- ev.SubscriptionID + "/" + ev.ID
+		}
+	}))
+	t.Cleanup(srv.Close)
+	env.Emulator.SetWebhookURL("", srv.URL)
+	id := activated(t, env, "team", 10)
+
+	// Answered first, then PATCHed: nothing to flag.
+	op, err := env.Emulator.CustomerChangeQuantity(id, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-answerFirst:
+	case <-time.After(time.Minute):
+		t.Fatal("no webhook came")
+	}
+	eventually(t, "the answer received", func() bool {
+		for _, d := range env.Emulator.Deliveries() {
+			if d.Event.ID == op.ID && d.State == emulator.DeliveryDelivered {
+				return true
+			}
+		}
+		return false
+	})
+	if err := env.Client.UpdateOperation(context.Background(), id, op.ID, marketplace.OperationUpdate{Status: marketplace.UpdateSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	if got := env.Emulator.PatchesBeforeAnswer(); len(got) != 0 {
+		t.Fatalf("flagged %v after an answer that came first", got)
+	}
+
+	// PATCHed inside the webhook call: flagged.
+	patchFirst.Store(true)
+	op2, err := env.Emulator.CustomerChangeQuantity(id, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the PATCH inside the webhook call", func() bool { _, ok := env.Emulator.PatchedAt(op2.ID); return ok })
+	if got := env.Emulator.PatchesBeforeAnswer(); !slices.Equal(got, []string{op2.ID}) {
+		t.Fatalf("flagged %v, want [%s]", got, op2.ID)
 	}
 }

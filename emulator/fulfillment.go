@@ -388,6 +388,12 @@ func (e *Emulator) updateOperation(w http.ResponseWriter, r *http.Request, pub *
 	if op.PatchedAt.IsZero() {
 		op.PatchedAt = time.Now().UTC()
 	}
+	if e.answering[strings.ToLower(op.Op.ID)] > 0 && !op.Answered {
+		// Microsoft expects no PATCH before the webhook's response has been sent (its own emulator
+		// flags it); the PATCH is applied all the same, and the breach is kept for tests to see.
+		e.st.PatchesBeforeAnswer = append(e.st.PatchesBeforeAnswer, op.Op.ID)
+		e.log.Warn("emulator: PATCH of an operation before the response to its webhook", zap.String("operationId", op.Op.ID))
+	}
 	switch {
 	case op.Op.Status != marketplace.OperationInProgress:
 		apiError(w, http.StatusConflict, "Conflict", fmt.Sprintf("The operation is already %s.", op.Op.Status))

@@ -19,6 +19,8 @@ type store struct {
 	Tokens     map[string]*tokenGrant `json:"tokens"`
 	Usage      []*usageRecord         `json:"usage"`
 	Deliveries []*delivery            `json:"deliveries"`
+	// PatchesBeforeAnswer lists the operations PATCHed while their webhook awaited its first response.
+	PatchesBeforeAnswer []string `json:"patchesBeforeAnswer,omitempty"`
 	// SigningKeyPEM keeps the webhook signing key across restarts, so tokens issued before a restart
 	// still verify against the published JWKS.
 	SigningKeyPEM string `json:"signingKeyPem"`
@@ -93,6 +95,9 @@ type operation struct {
 	// PatchedAt is when the publisher's first well-formed PATCH of the operation arrived (real time),
 	// applied or refused; benchmarks time acknowledgements with it. Microsoft's API does not show it.
 	PatchedAt time.Time `json:"patchedAt,omitzero"`
+	// Answered is set once a post of the operation's webhook has had its response: a PATCH while a
+	// later copy or redelivery is in flight is no breach.
+	Answered bool `json:"answered,omitempty"`
 }
 
 type tokenGrant struct {

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -136,6 +137,7 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 				body, _ = json.Marshal(d.Event)
 				token = e.webhookTokenLocked(e.publisherByID(publisher))
 				d.Attempts++
+				e.answeringLocked(d.Event.ID, 1)
 				// A held delivery that was overtaken no longer waits.
 				for _, o := range e.st.Deliveries {
 					if o != d && o.Publisher == publisher && !o.Hold.IsZero() && o.Created.Before(d.Created) {
@@ -149,6 +151,7 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 			}
 			if url == "" {
 				e.mu.Lock()
+				e.answeringLocked(d.Event.ID, -1)
 				d.State = DeliveryNoURL
 				e.mu.Unlock()
 				continue
@@ -158,11 +161,30 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 			var err error
 			for range copies {
 				status, err = e.post(ctx, url, token, body)
+				if err == nil {
+					e.mu.Lock()
+					if op := e.st.Operations[strings.ToLower(d.Event.ID)]; op != nil {
+						op.Answered = true
+					}
+					e.mu.Unlock()
+				}
 			}
 			e.mu.Lock()
+			e.answeringLocked(d.Event.ID, -1)
 			e.recordAttemptLocked(d, status, err)
 			e.mu.Unlock()
 		}
+	}
+}
+
+// answeringLocked counts the posts of an operation's webhook awaiting their response.
+func (e *Emulator) answeringLocked(operationID string, delta int) {
+	id := strings.ToLower(operationID)
+	if e.answering == nil {
+		e.answering = map[string]int{}
+	}
+	if e.answering[id] += delta; e.answering[id] <= 0 {
+		delete(e.answering, id)
 	}
 }
 

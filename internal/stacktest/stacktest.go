@@ -116,6 +116,13 @@ func Start(t testing.TB, opts Options) *Stack {
 
 	s := &Stack{Temporal: ts, Client: c, TaskQueue: subscription.DefaultTaskQueue, Logger: logger, workflow: opts.Workflow, notify: opts.Notify, decideDelay: opts.DecideDelay}
 	s.Emu = emulatortest.Start(t, emulatortest.Options{Configure: opts.ConfigureEmulator})
+	// Every test of the whole engine also checks that no operation was PATCHed before the response to
+	// its webhook had been sent, which Microsoft expects never to happen.
+	t.Cleanup(func() {
+		if early := s.Emu.Emulator.PatchesBeforeAnswer(); len(early) > 0 {
+			t.Errorf("operations PATCHed before the response to their webhook: %v", early)
+		}
+	})
 	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -86,3 +86,33 @@ func hasAuditKind(st subscription.State, kind, opID string) bool {
 	}
 	return false
 }
+
+// Once the webhook's answer has gone, the server tells the workflow, which then PATCHes: the
+// acknowledgement neither overtakes the answer (the emulator flags that) nor waits for its time to pass.
+func TestWorkflowHearsTheWebhookWasAnswered(t *testing.T) {
+	s, a := stackWithAuthority(t, stacktest.Options{ConfigureEmulator: func(c *emulator.Config) { c.AutoAcceptAfter = emulator.Duration(time.Hour) }})
+	emu := s.Emu.Emulator
+	p, err := emu.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "team", Quantity: 10, Status: marketplace.StatusSubscribed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := emu.Subscription(p.SubscriptionID)
+	if err := s.Subs.Snapshot(context.Background(), sub); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitState(t, p.SubscriptionID, "adopted", func(st subscription.State) bool { return st.Provisioned && st.Phase == subscription.PhaseIdle })
+	if err := emu.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop}); err != nil {
+		t.Fatal(err) // the test delivers the change itself
+	}
+	op, err := emu.CustomerChangeQuantity(p.SubscriptionID, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := post(t, s.HTTP.URL+"/webhook", signRS256(t, genuineClaims(s), a.key, a.kid), "application/json", changeEvent(p.SubscriptionID, op.ID, 12)); got.status != http.StatusOK {
+		t.Fatalf("change answered %+v", got)
+	}
+	st := s.WaitState(t, p.SubscriptionID, "change acknowledged", func(st subscription.State) bool { return hasAuditKind(st, "ack", op.ID) })
+	if hasAuditKind(st, "answer-unseen", op.ID) {
+		t.Fatalf("the workflow acknowledged without word of the answer; audit %+v", st.Audit)
+	}
+}

@@ -30,6 +30,9 @@ type Subscriptions interface {
 	// for its decision (Decided false: none came in time, the webhook answers 200 and the workflow's own
 	// PATCH stands alone).
 	DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (subscription.ChangeDecision, error)
+	// WebhookAnswered tells the workflow that the response to its webhook has been sent: Microsoft
+	// expects no PATCH of the operation before it.
+	WebhookAnswered(ctx context.Context, ev marketplace.WebhookEvent) error
 
 	// Land makes a resolved subscription known (starting its workflow if needed) and returns its view.
 	Land(ctx context.Context, resolved marketplace.ResolvedSubscription) (View, error)

@@ -25,6 +25,11 @@ func (t Temporal) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEven
 	return webhookError(t.Client.DeliverWebhook(ctx, ev))
 }
 
+// WebhookAnswered tells the workflow its webhook's response has been sent.
+func (t Temporal) WebhookAnswered(ctx context.Context, ev marketplace.WebhookEvent) error {
+	return t.Client.WebhookAnswered(ctx, ev)
+}
+
 // DecideChange asks the workflow to decide within wait.
 func (t Temporal) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, wait time.Duration) (subscription.ChangeDecision, error) {
 	d, err := t.Client.DecideChange(ctx, ev, wait)

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -23,6 +24,9 @@ const maxWebhookBody = 64 << 10
 // maxOperationID bounds the operation ID, which names the workflow's update: Microsoft's are GUIDs, or
 // were once "org:<guid>,<guid>".
 const maxOperationID = 200
+
+// answeredTimeout bounds telling the workflow its webhook was answered; the answer has gone already.
+const answeredTimeout = 2 * time.Second
 
 // ErrUnknownSubscription is a notification for a subscription Microsoft did not know lately: it changes
 // nothing and is answered 200, so that Microsoft stops delivering it.
@@ -122,6 +126,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 			outcome("rejected")
 			log.Info("webhook change rejected", zap.String("reason", d.Reason))
 			s.fail(w, r, http.StatusBadRequest, "ChangeRejected", d.Reason, nil)
+			s.answered(ctx, w, ev, log)
 			return
 		}
 		outcome("accepted")
@@ -130,6 +135,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		}
 		log.Info("webhook change recorded", zap.Bool("decided", d.Decided), zap.Bool("accepted", d.Accepted))
 		writeJSON(w, http.StatusOK, map[string]string{"status": "accepted"})
+		s.answered(ctx, w, ev, log)
 		return
 	}
 
@@ -140,6 +146,20 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	outcome("accepted")
 	log.Info("webhook recorded")
 	writeJSON(w, http.StatusOK, map[string]string{"status": "accepted"})
+	s.answered(ctx, w, ev, log)
+}
+
+// answered sends the response on its way, then tells the workflow, which PATCHes the operation only
+// after this word (or, should it never come, once the answer's time has surely passed).
+func (s *Server) answered(ctx context.Context, w http.ResponseWriter, ev marketplace.WebhookEvent, log *zap.Logger) {
+	if err := http.NewResponseController(w).Flush(); err != nil {
+		log.Debug("webhook answer not flushed", zap.Error(err))
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), answeredTimeout)
+	defer cancel()
+	if err := s.cfg.Subscriptions.WebhookAnswered(ctx, ev); err != nil {
+		log.Info("could not tell the workflow the webhook was answered; it acknowledges after a wait", zap.Error(err))
+	}
 }
 
 // isDecidable reports the notifications the publisher may still refuse: a customer's or Microsoft's plan or

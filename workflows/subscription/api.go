@@ -43,6 +43,10 @@ const (
 	// SignalConfirm carries a ConfirmRequest the workflow did not take as UpdateConfirm in time (a busy
 	// or restarting worker): the buyer's confirmation is durable all the same, and handled as the update.
 	SignalConfirm = "confirm-landing"
+	// SignalAnswered carries the ID of an operation whose webhook the HTTP server has answered (the
+	// response written and flushed). The workflow PATCHes such an operation only after it, because
+	// Microsoft expects no PATCH before the webhook's response has been sent.
+	SignalAnswered = "webhook-answered"
 )
 
 // Updates.

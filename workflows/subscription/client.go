@@ -190,6 +190,22 @@ func (c *Client) DeliverWebhook(ctx context.Context, ev marketplace.WebhookEvent
 	return nil
 }
 
+// WebhookAnswered tells the workflow that the HTTP response to a webhook has been sent, so that its
+// PATCH of the operation may follow (Microsoft expects none before). Only notifications whose operation
+// the workflow may PATCH (ChangePlan, ChangeQuantity, Reinstate) are passed on; a workflow that is not
+// running needs no word.
+func (c *Client) WebhookAnswered(ctx context.Context, ev marketplace.WebhookEvent) error {
+	if !mayPatch(ev.Action) || !ValidID(ev.SubscriptionID) || ev.ID == "" {
+		return nil
+	}
+	err := c.temporal.SignalWorkflow(ctx, WorkflowID(ev.SubscriptionID), "", SignalAnswered, ev.ID)
+	var nf *serviceerror.NotFound
+	if err != nil && !errors.As(err, &nf) {
+		return fmt.Errorf("telling subscription %s its webhook was answered: %w", ev.SubscriptionID, err)
+	}
+	return nil
+}
+
 // DecideChange hands a ChangePlan/ChangeQuantity notification to the workflow as an update and waits at
 // most wait for the decision. The event is durable before this returns: if the workflow cannot accept the
 // update in time (no worker running), it is signalled instead and decided later. A workflow that is not

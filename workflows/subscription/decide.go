@@ -43,6 +43,7 @@ func (r *runner) decideChange(ctx workflow.Context, req DecideRequest) (ChangeDe
 	if deadline.IsZero() {
 		deadline = workflow.Now(ctx).Add(loopDecideTime)
 	}
+	r.expectAnswer(ev.ID, deadline.Add(answerAfterDeadline))
 	left := func() time.Duration { return deadline.Sub(workflow.Now(ctx)) - answerMargin }
 	if left() < minDecideTime {
 		r.enqueue(&item{name: SignalWebhook, webhook: &ev})
@@ -169,11 +170,11 @@ func (r *runner) popSettle(opID string) *item {
 }
 
 // settle acknowledges a decided change and applies it once Microsoft shows it done. It runs in the
-// loop, after the decision's answer has gone (the update completed in an earlier workflow task or the
-// same one), so the PATCH never overtakes the webhook's answer.
+// loop, and PATCHes only once the webhook's answer has been sent (awaitAnswer).
 func (r *runner) settle(ctx workflow.Context, s Settlement) {
 	op := s.Operation
 	if s.Patch {
+		r.awaitAnswer(ctx, op.ID)
 		status := marketplace.UpdateFailure
 		if s.Accepted {
 			status = marketplace.UpdateSuccess

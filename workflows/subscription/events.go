@@ -26,6 +26,9 @@ func (r *runner) onEvent(ctx workflow.Context, ev marketplace.WebhookEvent) {
 		r.st.Record(now, "webhook-duplicate", "", "", ev.ID, string(ev.Action))
 		return
 	}
+	if mayPatch(ev.Action) {
+		r.expectAnswer(ev.ID, now.Add(answerAfterSignal))
+	}
 	op, err := r.getOperation(ctx, activities.MarketplaceReadOptions(), ev.ID)
 	if err != nil {
 		kind := "webhook-unverified"
@@ -106,6 +109,7 @@ func (r *runner) reinstate(ctx workflow.Context, op marketplace.Operation) bool 
 		if r.st.TenantSuspended && r.reinstateTenant(ctx, op.ID) != nil {
 			return false
 		}
+		r.awaitAnswer(ctx, op.ID)
 		var res subacts.UpdateOperationResult
 		err := workflow.ExecuteActivity(r.ao(ctx, activities.MarketplaceReadOptions()), acts.UpdateOperation,
 			subacts.UpdateOperationInput{SubscriptionID: r.st.SubscriptionID, OperationID: op.ID, Status: marketplace.UpdateSuccess, TolerateBadRequest: true}).Get(ctx, &res)

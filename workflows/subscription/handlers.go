@@ -39,6 +39,7 @@ func (r *runner) setup(ctx workflow.Context) error {
 	r.webhooks = workflow.GetSignalChannel(ctx, SignalWebhook)
 	r.snapshots = workflow.GetSignalChannel(ctx, SignalSnapshot)
 	r.confirms = workflow.GetSignalChannel(ctx, SignalConfirm)
+	r.answeredCh = workflow.GetSignalChannel(ctx, SignalAnswered)
 	r.deciding = workflow.NewMutex(ctx)
 	r.aged = workflow.NewTimer(ctx, MaxRunAge)
 
@@ -152,7 +153,7 @@ func (r *runner) wait(ctx workflow.Context, it *item) *item {
 
 // signalled reports whether a signal waits in a channel.
 func (r *runner) signalled() bool {
-	return r.webhooks.Len() > 0 || r.snapshots.Len() > 0 || r.confirms.Len() > 0
+	return r.webhooks.Len() > 0 || r.snapshots.Len() > 0 || r.confirms.Len() > 0 || r.answeredCh.Len() > 0
 }
 
 // takeSignals moves every signal waiting in the channels to the queue, in order per channel. Only the
@@ -183,6 +184,7 @@ func (r *runner) takeSignals() {
 		}
 		r.queue = append(r.queue, &item{name: UpdateConfirm, confirm: &req})
 	}
+	r.takeAnswers()
 }
 
 // pop takes the oldest input.

@@ -51,7 +51,9 @@ type runner struct {
 	handled int
 	lastSA  *searchView
 
-	webhooks, snapshots, confirms workflow.ReceiveChannel
+	webhooks, snapshots, confirms, answeredCh workflow.ReceiveChannel
+	// answers are the operations whose webhook may still be waiting for its HTTP answer (answer.go).
+	answers []answerWait
 	// deciding serialises decisions (the handler's and the loop's), so an operation is decided once.
 	deciding workflow.Mutex
 	// aged is ready once the run is MaxRunAge old; renewed once the term renewed. Either ends the run
