@@ -24,18 +24,7 @@ func TestRefusalAnsweredInsideTheWaitInTheWorstCase(t *testing.T) {
 		ConfigureServer:   func(c *server.Config) { c.DecisionWait = 5 * time.Second },
 		ConfigureEmulator: func(c *emulator.Config) { c.AutoAcceptAfter = emulator.Duration(time.Hour) }})
 	emu := s.Emu.Emulator
-	p, err := emu.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "team", Quantity: 10, Status: marketplace.StatusSubscribed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, _ := emu.Subscription(p.SubscriptionID)
-	if err := s.Subs.Snapshot(context.Background(), sub); err != nil {
-		t.Fatal(err)
-	}
-	s.WaitState(t, p.SubscriptionID, "adopted", func(st subscription.State) bool { return st.Provisioned && st.Phase == subscription.PhaseIdle })
-	if err := emu.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop}); err != nil {
-		t.Fatal(err) // the test delivers the change itself
-	}
+	sub := adoptedTeamOf10(t, s)
 
 	// The long step: a snapshot whose Get subscription takes 20 s.
 	if err := emu.AddFault(emulator.Fault{Endpoint: emulator.EndpointGetSubscription, Latency: emulator.Duration(20 * time.Second), Count: 1}); err != nil {
@@ -45,7 +34,7 @@ func TestRefusalAnsweredInsideTheWaitInTheWorstCase(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "the workflow inside its slow read", func() (bool, string) {
-		d, err := s.Client.DescribeWorkflowExecution(context.Background(), subscription.WorkflowID(p.SubscriptionID), "")
+		d, err := s.Client.DescribeWorkflowExecution(context.Background(), subscription.WorkflowID(sub.ID), "")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -61,21 +50,41 @@ func TestRefusalAnsweredInsideTheWaitInTheWorstCase(t *testing.T) {
 	if err := emu.AddFault(emulator.Fault{Endpoint: emulator.EndpointGetOperation, Latency: emulator.Duration(time.Second), Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	op, err := emu.CustomerChangeQuantity(p.SubscriptionID, 50)
+	op, err := emu.CustomerChangeQuantity(sub.ID, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := post(t, s.HTTP.URL+"/webhook", signRS256(t, genuineClaims(s), a.key, a.kid), "application/json", changeEvent(p.SubscriptionID, op.ID, 50))
+	got := post(t, s.HTTP.URL+"/webhook", signRS256(t, genuineClaims(s), a.key, a.kid), "application/json", changeEvent(sub.ID, op.ID, 50))
 	if got.status != http.StatusBadRequest {
 		t.Fatalf("a refusal decided in the worst case was answered %d (%s), not 400 inside the wait", got.status, got.code)
 	}
-	st := s.WaitState(t, p.SubscriptionID, "refusal acknowledged", func(st subscription.State) bool {
+	st := s.WaitState(t, sub.ID, "refusal acknowledged", func(st subscription.State) bool {
 		o, ok := st.Seen(op.ID)
 		return ok && o.Outcome == subscription.OutcomeRejected && hasAuditKind(st, "change-not-applied", op.ID)
 	})
 	if st.Quantity != 10 || st.TenantQuantity != 10 {
 		t.Fatalf("refused change applied: workflow %d seats, tenant %d", st.Quantity, st.TenantQuantity)
 	}
+}
+
+// adoptedTeamOf10 is a Subscribed subscription (team, 10 seats) that the engine has adopted, with the
+// emulator's webhooks dropped from then on: the test delivers changes itself.
+func adoptedTeamOf10(t *testing.T, s *stacktest.Stack) marketplace.Subscription {
+	t.Helper()
+	emu := s.Emu.Emulator
+	p, err := emu.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "team", Quantity: 10, Status: marketplace.StatusSubscribed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := emu.Subscription(p.SubscriptionID)
+	if err := s.Subs.Snapshot(context.Background(), sub); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitState(t, p.SubscriptionID, "adopted", func(st subscription.State) bool { return st.Provisioned && st.Phase == subscription.PhaseIdle })
+	if err := emu.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop}); err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }
 
 func hasAuditKind(st subscription.State, kind, opID string) bool {
@@ -92,26 +101,15 @@ func hasAuditKind(st subscription.State, kind, opID string) bool {
 func TestWorkflowHearsTheWebhookWasAnswered(t *testing.T) {
 	s, a := stackWithAuthority(t, stacktest.Options{ConfigureEmulator: func(c *emulator.Config) { c.AutoAcceptAfter = emulator.Duration(time.Hour) }})
 	emu := s.Emu.Emulator
-	p, err := emu.Purchase(emulator.PurchaseRequest{OfferID: emulator.DemoOfferID, PlanID: "team", Quantity: 10, Status: marketplace.StatusSubscribed})
+	sub := adoptedTeamOf10(t, s)
+	op, err := emu.CustomerChangeQuantity(sub.ID, 12)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, _ := emu.Subscription(p.SubscriptionID)
-	if err := s.Subs.Snapshot(context.Background(), sub); err != nil {
-		t.Fatal(err)
-	}
-	s.WaitState(t, p.SubscriptionID, "adopted", func(st subscription.State) bool { return st.Provisioned && st.Phase == subscription.PhaseIdle })
-	if err := emu.AddFault(emulator.Fault{Webhook: emulator.WebhookDrop}); err != nil {
-		t.Fatal(err) // the test delivers the change itself
-	}
-	op, err := emu.CustomerChangeQuantity(p.SubscriptionID, 12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := post(t, s.HTTP.URL+"/webhook", signRS256(t, genuineClaims(s), a.key, a.kid), "application/json", changeEvent(p.SubscriptionID, op.ID, 12)); got.status != http.StatusOK {
+	if got := post(t, s.HTTP.URL+"/webhook", signRS256(t, genuineClaims(s), a.key, a.kid), "application/json", changeEvent(sub.ID, op.ID, 12)); got.status != http.StatusOK {
 		t.Fatalf("change answered %+v", got)
 	}
-	st := s.WaitState(t, p.SubscriptionID, "change acknowledged", func(st subscription.State) bool { return hasAuditKind(st, "ack", op.ID) })
+	st := s.WaitState(t, sub.ID, "change acknowledged", func(st subscription.State) bool { return hasAuditKind(st, "ack", op.ID) })
 	if hasAuditKind(st, "answer-unseen", op.ID) {
 		t.Fatalf("the workflow acknowledged without word of the answer; audit %+v", st.Audit)
 	}
