@@ -214,31 +214,36 @@ func (c *Client) DecideChange(ctx context.Context, ev marketplace.WebhookEvent, 
 	if !ValidID(ev.SubscriptionID) {
 		return ChangeDecision{}, ErrInvalidSubscription
 	}
-	switch last, err := c.latestRun(ctx, ev.SubscriptionID); {
-	case err != nil:
-		return ChangeDecision{}, err
-	case last == runEnded:
-		return ChangeDecision{}, nil
-	case last == runUnknown:
-		return ChangeDecision{}, ErrUnknownToMicrosoft
-	}
-	in := Input{SubscriptionID: ev.SubscriptionID, Source: SourceWebhook, Options: c.options}
-	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(ev.SubscriptionID), WorkflowType, in)
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	// The deadline travels with the update: verifying and deciding share what is left of the wait,
 	// however long the update queued before a worker took it.
 	deadline, _ := wctx.Deadline()
-	h, err := c.temporal.UpdateWithStartWorkflow(wctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			// One update per operation: a redelivery joins the first one instead of deciding twice.
-			UpdateID:     "decide-change/" + ev.ID,
-			UpdateName:   UpdateDecideChange,
-			Args:         []any{DecideRequest{Event: ev, Deadline: deadline}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
+	upd := client.UpdateWorkflowOptions{
+		WorkflowID: WorkflowID(ev.SubscriptionID),
+		// One update per operation: a redelivery joins the first one instead of deciding twice.
+		UpdateID:     "decide-change/" + ev.ID,
+		UpdateName:   UpdateDecideChange,
+		Args:         []any{DecideRequest{Event: ev, Deadline: deadline}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	}
+	// The common case, a running workflow, costs one call.
+	h, err := c.temporal.UpdateWorkflow(wctx, upd)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		switch last, err := c.latestRun(ctx, ev.SubscriptionID); {
+		case err != nil:
+			return ChangeDecision{}, err
+		case last == runEnded:
+			return ChangeDecision{}, nil
+		case last == runUnknown:
+			return ChangeDecision{}, ErrUnknownToMicrosoft
+		}
+		in := Input{SubscriptionID: ev.SubscriptionID, Source: SourceWebhook, Options: c.options}
+		start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(ev.SubscriptionID), WorkflowType, in)
+		upd.WorkflowID = "" // the start operation names the workflow
+		h, err = c.temporal.UpdateWithStartWorkflow(wctx, client.UpdateWithStartWorkflowOptions{StartWorkflowOperation: start, UpdateOptions: upd})
+	}
 	var d ChangeDecision
 	if err == nil {
 		err = h.Get(wctx, &d)
