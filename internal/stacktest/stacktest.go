@@ -6,6 +6,7 @@ package stacktest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
@@ -258,9 +260,40 @@ func (s *Stack) Reconcile(t testing.TB, within time.Duration) reconacts.Report {
 	}
 	var rep reconacts.Report
 	if err := s.Client.GetWorkflow(ctx, run.WorkflowID, run.RunID).Get(ctx, &rep); err != nil {
-		t.Fatalf("reconciliation: %v", err)
+		t.Fatalf("reconciliation: %v; %s", err, s.whereIs(run.WorkflowID))
 	}
 	return rep
+}
+
+// whereIs says what a workflow's latest run is doing: its pending activities and its last events, so
+// that a run that did not finish in time can be understood from the failure alone.
+func (s *Stack) whereIs(workflowID string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := s.Client.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return "describe: " + err.Error()
+	}
+	var b strings.Builder
+	info := d.GetWorkflowExecutionInfo()
+	fmt.Fprintf(&b, "run %s is %s, history length %d", info.GetExecution().GetRunId(), info.GetStatus(), info.GetHistoryLength())
+	for _, pa := range d.GetPendingActivities() {
+		fmt.Fprintf(&b, "; pending %s %s attempt %d, last failure %q", pa.GetActivityType().GetName(), pa.GetState(), pa.GetAttempt(), pa.GetLastFailure().GetMessage())
+	}
+	var last []string
+	it := s.Client.GetWorkflowHistory(ctx, workflowID, info.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			break
+		}
+		last = append(last, fmt.Sprintf("%d %s %s", ev.GetEventId(), ev.GetEventTime().AsTime().Format(time.TimeOnly), ev.GetEventType()))
+		if len(last) > 12 {
+			last = last[1:]
+		}
+	}
+	fmt.Fprintf(&b, "; last events: %s", strings.Join(last, ", "))
+	return b.String()
 }
 
 // Admin calls the HTTP server's admin API with token as bearer (none when empty) and a JSON body, and
