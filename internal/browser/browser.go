@@ -94,7 +94,18 @@ var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 // Screenshot saves the whole page as a PNG (quality 100 means PNG to Chromium) in artifacts/<test>/<name>.png.
 func Screenshot(t *testing.T, ctx context.Context, name string) string {
 	t.Helper()
-	png, err := Run(ctx, chromedp.FullScreenshot(100))
+	// A page that reloads itself (the status page does once the subscription is ready) has no layout for
+	// a moment: Chromium then refuses with "0 width". Wait for the new document and try again.
+	var png []byte
+	var err error
+	for range 3 {
+		if err = Do(ctx, chromedp.WaitReady("body")); err != nil {
+			continue
+		}
+		if png, err = Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		t.Errorf("screenshot %s: %v", name, err)
 		return ""
