@@ -263,6 +263,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
+	if ended, err := reconciliation.EndMistypedRuns(ctx, c); err != nil {
+		s.log.Warn("could not check the reconciliation runs left by an earlier version", zap.Error(err))
+	} else if len(ended) > 0 {
+		s.log.Warn("ended reconciliation runs that had continued as the wrong workflow type", zap.Strings("workflowIds", ended))
+	}
 	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker"), Workflow: subscription.Options{RequireApproval: wk.RequireApproval},
 		Notify: engine.Notifier(nc, s.log.Named("notify"))}
 	engine.SetWorkflowCacheSize(wk)

@@ -115,6 +115,11 @@ func run() error {
 			return err
 		}
 	}
+	if ended, err := reconciliation.EndMistypedRuns(ctx, c); err != nil {
+		logger.Warn("could not check the reconciliation runs left by an earlier version", zap.Error(err))
+	} else if len(ended) > 0 {
+		logger.Warn("ended reconciliation runs that had continued as the wrong workflow type", zap.Strings("workflowIds", ended))
+	}
 	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger, Workflow: subscription.Options{RequireApproval: wc.RequireApproval},
 		Notify: engine.Notifier(nc, logger.Named("notify"))}
 	engine.SetWorkflowCacheSize(wc)

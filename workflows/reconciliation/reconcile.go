@@ -94,7 +94,9 @@ func Workflow(ctx workflow.Context, in Input) (acts.Report, error) {
 	next := in.NextLink
 	for pages := 0; ; pages++ {
 		if pages == in.PagesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			return report, workflow.NewContinueAsNewError(ctx, Workflow, Input{NextLink: next, PagesPerRun: in.PagesPerRun, Totals: report})
+			// By its type name: the function's own name, Workflow, is shared with metering's, and the SDK
+			// would resolve it to whichever registered last.
+			return report, workflow.NewContinueAsNewError(ctx, WorkflowType, Input{NextLink: next, PagesPerRun: in.PagesPerRun, Totals: report})
 		}
 		var page acts.Page
 		if err := workflow.ExecuteActivity(ctx, a.FetchPage, next).Get(ctx, &page); err != nil {
