@@ -53,22 +53,34 @@ func SetWorkflowCacheSize(w config.Worker) {
 	worker.SetStickyWorkflowCacheSize(w.WorkflowCacheSize)
 }
 
+// Workflows are the engine's workflows by type name. Each function's own name must differ from the
+// others': where a workflow is named by its function (workflow.NewContinueAsNewError(ctx, fn), say), the
+// SDK looks it up by that short name alone.
+var Workflows = []struct {
+	Type string
+	Func any
+}{
+	{subscription.WorkflowType, subscription.SubscriptionWorkflow},
+	{reconciliation.WorkflowType, reconciliation.ReconciliationWorkflow},
+	{metering.WorkflowType, metering.MeteringWorkflow},
+}
+
 // NewWorker builds a worker on taskQueue with every workflow and activity of the engine registered.
 func NewWorker(c client.Client, taskQueue string, d Deps, opts worker.Options) worker.Worker {
 	if d.Logger == nil {
 		d.Logger = zap.NewNop()
 	}
 	w := worker.New(c, taskQueue, opts)
-	w.RegisterWorkflowWithOptions(subscription.SubscriptionWorkflow, workflow.RegisterOptions{Name: subscription.WorkflowType})
+	for _, wf := range Workflows {
+		w.RegisterWorkflowWithOptions(wf.Func, workflow.RegisterOptions{Name: wf.Type})
+	}
 	w.RegisterActivity(&subacts.Activities{Marketplace: d.Marketplace, Provisioner: d.Provisioner, Logger: d.Logger})
-	w.RegisterWorkflowWithOptions(reconciliation.Workflow, workflow.RegisterOptions{Name: reconciliation.WorkflowType})
 	w.RegisterActivity(&reconacts.Activities{
 		Marketplace: d.Marketplace,
 		// Reconciliation reaches subscription workflows through the same client the webhook server uses.
 		Engine:      ReconciliationView(subscription.New(c, taskQueue, d.Workflow)),
 		Concurrency: d.ReconcileConcurrency,
 	})
-	w.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})
 	w.RegisterActivity(&meteracts.Activities{Marketplace: d.Marketplace})
 	if d.Notify == nil {
 		d.Notify = &notification.Activities{Logger: d.Logger}

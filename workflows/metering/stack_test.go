@@ -152,7 +152,7 @@ func TestMeteringThroughTheAdminAPIReachesTheEmulator(t *testing.T) {
 
 	// The recorded history replays: the workflow's code is deterministic over a real run.
 	replayer := worker.NewWorkflowReplayer()
-	replayer.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})
+	replayer.RegisterWorkflowWithOptions(metering.MeteringWorkflow, workflow.RegisterOptions{Name: metering.WorkflowType})
 	var events []*historypb.HistoryEvent
 	it := s.Client.GetWorkflowHistory(ctx, metering.WorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {

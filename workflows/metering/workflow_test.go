@@ -113,7 +113,7 @@ func newEnv(t *testing.T, f *fakeMarketplace, suite *testsuite.WorkflowTestSuite
 		suite = &testsuite.WorkflowTestSuite{}
 	}
 	env := suite.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(metering.Workflow, workflow.RegisterOptions{Name: metering.WorkflowType})
+	env.RegisterWorkflowWithOptions(metering.MeteringWorkflow, workflow.RegisterOptions{Name: metering.WorkflowType})
 	env.RegisterActivity(&acts.Activities{Marketplace: f})
 	env.SetStartTime(start)
 	env.SetTestTimeout(time.Minute)

@@ -73,7 +73,7 @@ func TestReconciliationMetricsReachPrometheus(t *testing.T) {
 		}},
 		Engine: knownEngine{"in-sync": ours("basic", 0), "plan-drift": ours("basic", 0), "qty-drift": ours("team", 10)},
 	})
-	env.ExecuteWorkflow(reconciliation.Workflow, reconciliation.Input{})
+	env.ExecuteWorkflow(reconciliation.ReconciliationWorkflow, reconciliation.Input{})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}

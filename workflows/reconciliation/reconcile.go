@@ -65,10 +65,10 @@ func recordMetrics(m client.MetricsHandler, page acts.Report) {
 // QueryReport returns the running report of a reconciliation.
 const QueryReport = "report"
 
-// Workflow lists every subscription page by page and reconciles each page in one activity (bounded
+// ReconciliationWorkflow (type WorkflowType) lists every subscription page by page and reconciles each page in one activity (bounded
 // parallelism inside it). It continues as new every PagesPerRun pages so that reconciling 10,000
 // subscriptions keeps each run's history small.
-func Workflow(ctx workflow.Context, in Input) (acts.Report, error) {
+func ReconciliationWorkflow(ctx workflow.Context, in Input) (acts.Report, error) {
 	if in.PagesPerRun <= 0 {
 		in.PagesPerRun = 20
 	}
@@ -94,8 +94,8 @@ func Workflow(ctx workflow.Context, in Input) (acts.Report, error) {
 	next := in.NextLink
 	for pages := 0; ; pages++ {
 		if pages == in.PagesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			// By its type name: the function's own name, Workflow, is shared with metering's, and the SDK
-			// would resolve it to whichever registered last.
+			// By its type name: the SDK would name the function by its short name alone, which once
+			// resolved to the metering workflow (both were called Workflow).
 			return report, workflow.NewContinueAsNewError(ctx, WorkflowType, Input{NextLink: next, PagesPerRun: in.PagesPerRun, Totals: report})
 		}
 		var page acts.Page
