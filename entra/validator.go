@@ -110,6 +110,13 @@ func NewValidator(cfg Config) (*Validator, error) {
 	return v, nil
 }
 
+// Prefetch starts discovery in the background, so that the first webhook after a start does not spend
+// Microsoft's ten seconds on it. A failure counts as one on first use would (remembered for
+// discoveryRetryAfter); the next token check after that tries again.
+func (v *Validator) Prefetch() {
+	go func() { _, _, _ = v.discover(context.Background()) }()
+}
+
 // Close stops the background key refresh.
 func (v *Validator) Close() {
 	v.mu.Lock()

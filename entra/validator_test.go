@@ -209,6 +209,7 @@ type clock struct{ offset atomic.Int64 }
 func (c *clock) now() time.Time              { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) advance(d time.Duration)     { c.offset.Add(int64(d)) }
 func (f *fakeEntra) discoveryCount() int     { f.mu.Lock(); defer f.mu.Unlock(); return f.discoveries }
+func (f *fakeEntra) keyFetches() int         { f.mu.Lock(); defer f.mu.Unlock(); return f.keyFetch }
 func (f *fakeEntra) setDiscovery(ok bool)    { f.mu.Lock(); f.discovery = ok; f.mu.Unlock() }
 func (f *fakeEntra) setGate(g chan struct{}) { f.mu.Lock(); f.gate = g; f.mu.Unlock() }
 
@@ -302,5 +303,35 @@ func TestWaitingForDiscoveryHonoursTheCallersContext(t *testing.T) {
 	}
 	if n := f.discoveryCount(); n != 1 {
 		t.Fatalf("%d discovery requests, want 1", n)
+	}
+}
+
+// Prefetch discovers the keys before any token arrives; the first token is then checked without a
+// request to Entra.
+func TestPrefetchDiscoversBeforeTheFirstToken(t *testing.T) {
+	f := newFakeEntra(t)
+	k := f.addKey(t, "k1")
+	v := newValidator(t, f)
+	v.Prefetch()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v.mu.Lock()
+		ready := v.keys != nil
+		v.mu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no keys discovered without a token")
+		}
+	}
+	discoveries, fetches := f.discoveryCount(), f.keyFetches()
+	if discoveries != 1 || fetches != 1 {
+		t.Fatalf("prefetch made %d discoveries and %d key fetches, want 1 and 1", discoveries, fetches)
+	}
+	if _, err := v.Validate(context.Background(), sign(t, k, "k1", validClaims(f.srv.URL+"/"+tenant+"/v2.0"))); err != nil {
+		t.Fatal(err)
+	}
+	if f.discoveryCount() != 1 || f.keyFetches() != 1 {
+		t.Fatalf("the first token asked Entra again: %d discoveries, %d key fetches", f.discoveryCount(), f.keyFetches())
 	}
 }

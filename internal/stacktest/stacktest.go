@@ -139,6 +139,8 @@ func Start(t testing.TB, opts Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	validator.Prefetch() // as webhook/frontend does
+	t.Cleanup(validator.Close)
 	// The server's address is known before it serves, so that its sign-in redirect URL can name it.
 	s.HTTP = httptest.NewUnstartedServer(nil)
 	httpURL := "http://" + s.HTTP.Listener.Addr().String()

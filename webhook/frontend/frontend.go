@@ -90,6 +90,8 @@ func New(c client.Client, tc config.Temporal, wc config.Webhook, resolver server
 		if err != nil {
 			return nil, err
 		}
+		// The server is about to serve: have the keys before the first webhook needs them.
+		v.Prefetch()
 		cfg.Validator = v
 	}
 	return server.New(cfg)
