@@ -19,6 +19,7 @@ const (
 	BareIdleType       = "BenchBareIdle"
 	BareActivationType = "BenchBareActivation"
 	BareDecideType     = "BenchBareDecide"
+	BareContractType   = "BenchBareContract"
 )
 
 // acts names the activities for ExecuteActivity, as the subscription workflow does.
@@ -51,6 +52,47 @@ func BareIdle(ctx workflow.Context, in BareInput) error {
 	ch := workflow.GetSignalChannel(ctx, subscription.SignalSnapshot)
 	for {
 		ch.Receive(ctx, &sub)
+	}
+}
+
+// BareContract is the floor of an idle subscription workflow that keeps the subscription's contract
+// with Temporal and its callers, without any of the engine's logic: the same query, signal channels and
+// update handlers (that do nothing), the same ten search attributes, the run-age timer and a mutex. Beside
+// BareIdle it tells what the contract costs from what the engine adds.
+func BareContract(ctx workflow.Context, in BareInput) error {
+	sub := in.Subscription
+	if err := workflow.SetQueryHandler(ctx, subscription.QueryState, func() (marketplace.Subscription, error) { return sub, nil }); err != nil {
+		return err
+	}
+	var chans []workflow.ReceiveChannel
+	for _, name := range []string{subscription.SignalWebhook, subscription.SignalSnapshot, subscription.SignalConfirm, subscription.SignalAnswered} {
+		chans = append(chans, workflow.GetSignalChannel(ctx, name))
+	}
+	_ = workflow.NewMutex(ctx)
+	_ = workflow.NewTimer(ctx, subscription.MaxRunAge)
+	for _, name := range []string{subscription.UpdateConfirm, subscription.UpdateApprove, subscription.UpdateRetry, subscription.UpdateDecideChange,
+		subscription.UpdateChangePlan, subscription.UpdateChangeQuantity, subscription.UpdateCancel} {
+		err := workflow.SetUpdateHandlerWithOptions(ctx, name, func(ctx workflow.Context) error { return nil },
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error { return nil }})
+		if err != nil {
+			return err
+		}
+	}
+	err := workflow.UpsertTypedSearchAttributes(ctx,
+		subscription.SaaSPhase.ValueSet(string(subscription.PhaseIdle)), subscription.SaaSQuantity.ValueSet(int64(sub.Quantity)),
+		subscription.SaaSIsTest.ValueSet(sub.IsTest), subscription.SaaSIsFreeTrial.ValueSet(sub.IsFreeTrial),
+		subscription.SaaSNeedsAttention.ValueSet(false), subscription.SaaSStatus.ValueSet(string(sub.Status)),
+		subscription.SaaSOffer.ValueSet(sub.OfferID), subscription.SaaSPlan.ValueSet(sub.PlanID),
+		subscription.SaaSBeneficiaryTenant.ValueSet(sub.Beneficiary.TenantID), subscription.SaaSPurchaserTenant.ValueSet(sub.Purchaser.TenantID))
+	if err != nil {
+		return err
+	}
+	sel := workflow.NewSelector(ctx)
+	for _, ch := range chans {
+		sel.AddReceive(ch, func(c workflow.ReceiveChannel, more bool) { c.Receive(ctx, nil) })
+	}
+	for {
+		sel.Select(ctx)
 	}
 }
 

@@ -47,7 +47,8 @@ func (t *memTotals) mean(v float64) float64 { return v / float64(t.runs) }
 // BenchmarkWorkerMemory starts a worker process (this binary, configured from the environment as
 // cmd/worker is), puts n subscriptions into it as idle workflows, and measures what the process holds
 // per cached workflow; then does the same with a bare SDK worker whose workflow only answers a query and
-// waits for signals, with the same cache size. Engine and bare runs alternate.
+// waits for signals (BareIdle), and with one whose workflow holds the subscription's contract and nothing
+// else (BareContract), each with the same cache size. The three take turns going first.
 //
 // BENCH_HEAP_PROFILE=dir saves each worker's heap profile there, to read with go tool pprof.
 // BENCH_SUBSCRIPTIONS (default 500) is n; WORKFLOW_CACHE_SIZE (default the engine's) the cache size, so
@@ -59,22 +60,17 @@ func BenchmarkWorkerMemory(b *testing.B) {
 	n := size(b, "BENCH_SUBSCRIPTIONS", 500)
 	cache := workerConfig(b).WorkflowCacheSize
 	s := stacktest.Start(b, stacktest.Options{NoWorker: true})
-	var eng, bare memTotals
+	totals := map[string]*memTotals{"engine": {}, "bare": {}, "contract": {}}
 	b.ResetTimer()
 	for i := range b.N {
-		roles := []string{"engine", "bare"}
-		if i%2 == 1 {
-			roles = []string{"bare", "engine"}
-		}
-		for _, role := range roles {
-			m := measureMemory(b, s, role, fmt.Sprintf("bench-memory-%s-%d", role, i), n, cache)
-			if role == "engine" {
-				eng.add(m)
-			} else {
-				bare.add(m)
-			}
+		// Each iteration starts with the next role, so that none always runs first.
+		roles := []string{"engine", "bare", "contract"}
+		for k := range roles {
+			role := roles[(i+k)%len(roles)]
+			totals[role].add(measureMemory(b, s, role, fmt.Sprintf("bench-memory-%s-%d", role, i), n, cache))
 		}
 	}
+	eng, bare, contract := totals["engine"], totals["bare"], totals["contract"]
 	b.StopTimer()
 	b.ReportMetric(float64(n), "subscriptions")
 	b.ReportMetric(float64(cache), "cache-size")
@@ -82,13 +78,18 @@ func BenchmarkWorkerMemory(b *testing.B) {
 	b.ReportMetric(eng.mean(eng.heapPerWF)/1024, "engine-heap-kB/wf")
 	b.ReportMetric(bare.mean(bare.heapPerWF)/1024, "bare-heap-kB/wf")
 	b.ReportMetric(eng.mean(eng.heapPerWF)/bare.mean(bare.heapPerWF), "heap-engine/bare")
+	b.ReportMetric(contract.mean(contract.heapPerWF)/1024, "contract-heap-kB/wf")
+	b.ReportMetric(eng.mean(eng.heapPerWF)/contract.mean(contract.heapPerWF), "heap-engine/contract")
 	b.ReportMetric(eng.mean(eng.rssPerWF)/1024, "engine-rss-kB/wf")
 	b.ReportMetric(bare.mean(bare.rssPerWF)/1024, "bare-rss-kB/wf")
 	b.ReportMetric(eng.mean(eng.goroutinesPerWF), "engine-goroutines/wf")
 	b.ReportMetric(bare.mean(bare.goroutinesPerWF), "bare-goroutines/wf")
+	b.ReportMetric(contract.mean(contract.rssPerWF)/1024, "contract-rss-kB/wf")
+	b.ReportMetric(contract.mean(contract.goroutinesPerWF), "contract-goroutines/wf")
 	b.ReportMetric(float64(eng.rss)/(1<<20), "engine-rss-MB")
 	b.ReportMetric(float64(eng.peak)/(1<<20), "engine-peak-rss-MB")
 	b.ReportMetric(float64(bare.rss)/(1<<20), "bare-rss-MB")
+	b.ReportMetric(float64(contract.rss)/(1<<20), "contract-rss-MB")
 }
 
 func measureMemory(tb testing.TB, s *stacktest.Stack, role, taskQueue string, n, cache int) memSample {
@@ -103,13 +104,14 @@ func measureMemory(tb testing.TB, s *stacktest.Stack, role, taskQueue string, n,
 		eng := subscription.New(s.Client, taskQueue, subscription.Options{})
 		each(tb, subs, 20, func(ctx context.Context, sub marketplace.Subscription) error { return eng.Snapshot(ctx, sub) })
 		waitCount(tb, s.Client, idleQuery(subscription.WorkflowType, taskQueue), int64(n), time.Duration(n)*100*time.Millisecond+5*time.Minute)
-	case "bare":
+	case "bare", "contract":
+		typ := map[string]string{"bare": BareIdleType, "contract": BareContractType}[role]
 		each(tb, subs, 20, func(ctx context.Context, sub marketplace.Subscription) error {
-			_, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-bare/" + taskQueue + "/" + sub.ID, TaskQueue: taskQueue},
-				BareIdleType, BareInput{Subscription: sub})
+			_, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-" + role + "/" + taskQueue + "/" + sub.ID, TaskQueue: taskQueue},
+				typ, BareInput{Subscription: sub})
 			return err
 		})
-		waitCount(tb, s.Client, idleQuery(BareIdleType, taskQueue), int64(n), time.Duration(n)*100*time.Millisecond+5*time.Minute)
+		waitCount(tb, s.Client, idleQuery(typ, taskQueue), int64(n), time.Duration(n)*100*time.Millisecond+5*time.Minute)
 	}
 	p.settle(tb, 10*time.Minute)
 	if dir := os.Getenv("BENCH_HEAP_PROFILE"); dir != "" {

@@ -24,7 +24,8 @@ import (
 )
 
 // EnvWorkerRole names the worker RunWorker runs: "engine" (the engine's worker, configured from the
-// environment as cmd/worker is) or "bare" (a plain SDK worker with the bare idle workflow).
+// environment as cmd/worker is), "bare" (a plain SDK worker with the bare idle workflow) or "contract" (a
+// plain SDK worker with BareContract).
 const EnvWorkerRole = "BENCH_WORKER_ROLE"
 
 // Stats is what a worker process reports about itself, after a garbage collection.
@@ -89,8 +90,11 @@ func RunWorker(role string) error {
 	case "bare":
 		w = worker.New(c, tc.TaskQueue, engine.WorkerOptions(wc))
 		w.RegisterWorkflowWithOptions(BareIdle, workflow.RegisterOptions{Name: BareIdleType})
+	case "contract":
+		w = worker.New(c, tc.TaskQueue, engine.WorkerOptions(wc))
+		w.RegisterWorkflowWithOptions(BareContract, workflow.RegisterOptions{Name: BareContractType})
 	default:
-		return fmt.Errorf("%s=%q: want engine or bare", EnvWorkerRole, role)
+		return fmt.Errorf("%s=%q: want engine, bare or contract", EnvWorkerRole, role)
 	}
 	if err := w.Start(); err != nil {
 		return err
