@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -122,7 +123,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	// its webhook had been sent, which Microsoft expects never to happen.
 	t.Cleanup(func() {
 		if early := s.Emu.Emulator.PatchesBeforeAnswer(); len(early) > 0 {
-			t.Errorf("operations PATCHed before the response to their webhook: %v", early)
+			t.Errorf("operations PATCHed before the response to their webhook: %v; their deliveries: %s", early, deliveriesOf(s.Emu.Emulator, early))
 		}
 	})
 	demo, err := provisioning.NewDemo(filepath.Join(t.TempDir(), "tenants.db"))
@@ -335,4 +336,15 @@ func (p slowDecider) DecideChange(ctx context.Context, r provisioning.ChangeRequ
 		return provisioning.Decision{}, ctx.Err()
 	}
 	return p.Demo.DecideChange(ctx, r)
+}
+
+// deliveriesOf describes the webhook deliveries of the given operations, for a failure message.
+func deliveriesOf(emu *emulator.Emulator, operationIDs []string) string {
+	var b strings.Builder
+	for _, d := range emu.Deliveries() {
+		if slices.Contains(operationIDs, d.Event.ID) {
+			fmt.Fprintf(&b, "[%s %s: %s after %d attempts, last status %d %s] ", d.Event.ID, d.Event.Action, d.State, d.Attempts, d.LastStatus, d.LastError)
+		}
+	}
+	return b.String()
 }
