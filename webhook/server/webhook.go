@@ -153,7 +153,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 // after this word (or, should it never come, once the answer's time has surely passed).
 func (s *Server) answered(ctx context.Context, w http.ResponseWriter, ev marketplace.WebhookEvent, log *zap.Logger) {
 	if err := http.NewResponseController(w).Flush(); err != nil {
-		log.Debug("webhook answer not flushed", zap.Error(err))
+		// The answer then leaves only when the handler returns, after the workflow heard it had gone.
+		log.Warn("webhook answer not flushed before telling the workflow", zap.Error(err))
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), answeredTimeout)
 	defer cancel()
