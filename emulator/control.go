@@ -410,6 +410,18 @@ func (e *Emulator) PatchesBeforeAnswer() []string {
 	return slices.Clone(e.st.PatchesBeforeAnswer)
 }
 
+// AnswerTimes returns, for an operation, when its webhook was first posted, when a post first had its
+// response and when the first PATCH arrived (zero where that has not happened), to explain a PATCH
+// before the answer.
+func (e *Emulator) AnswerTimes(operationID string) (posted, answered, patched time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if op := e.st.Operations[strings.ToLower(operationID)]; op != nil {
+		return op.PostedAt, op.AnsweredAt, op.PatchedAt
+	}
+	return
+}
+
 // Delivery is one webhook notification as the control API reports it.
 type Delivery struct {
 	ID         string                   `json:"id"`

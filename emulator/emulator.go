@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,6 +66,8 @@ type Emulator struct {
 	// answering counts, per operation, the webhook posts awaiting the publisher's response: Microsoft
 	// expects no PATCH of the operation before that response (store.PatchesBeforeAnswer).
 	answering map[string]int
+	// posting holds, per operation, the connections of its posts awaiting their response (answerconn.go).
+	posting map[string][]*atomic.Pointer[watchedConn]
 	// wake nudges the background loop when a delivery or operation became due.
 	wake chan struct{}
 	// signin holds buyers' authorization codes and sign-in faults (signin.go).
@@ -101,7 +104,7 @@ func New(opts Options) (*Emulator, error) {
 		e.log = zap.NewNop()
 	}
 	if e.http == nil {
-		e.http = &http.Client{Timeout: 10 * time.Second}
+		e.http = webhookClient(10 * time.Second)
 	}
 	st := newStore()
 	if e.stateFile != "" {

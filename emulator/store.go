@@ -98,6 +98,10 @@ type operation struct {
 	// Answered is set once a post of the operation's webhook has had its response: a PATCH while a
 	// later copy or redelivery is in flight is no breach.
 	Answered bool `json:"answered,omitempty"`
+	// PostedAt is when the first post of the operation's webhook went out, AnsweredAt when a post first had
+	// its response (real time): with PatchedAt, they show how a PATCH before the answer came about.
+	PostedAt   time.Time `json:"postedAt,omitzero"`
+	AnsweredAt time.Time `json:"answeredAt,omitzero"`
 }
 
 type tokenGrant struct {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -138,6 +140,9 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 				token = e.webhookTokenLocked(e.publisherByID(publisher))
 				d.Attempts++
 				e.answeringLocked(d.Event.ID, 1)
+				if op := e.st.Operations[strings.ToLower(d.Event.ID)]; op != nil && op.PostedAt.IsZero() {
+					op.PostedAt = now
+				}
 				// A held delivery that was overtaken no longer waits.
 				for _, o := range e.st.Deliveries {
 					if o != d && o.Publisher == publisher && !o.Hold.IsZero() && o.Created.Before(d.Created) {
@@ -160,11 +165,18 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 			var status int
 			var err error
 			for range copies {
-				status, err = e.post(ctx, url, token, body)
+				slot := &atomic.Pointer[watchedConn]{}
+				e.mu.Lock()
+				e.postingLocked(d.Event.ID, slot, true)
+				e.mu.Unlock()
+				status, err = e.post(context.WithValue(ctx, connKey{}, slot), url, token, body)
+				e.mu.Lock()
+				e.postingLocked(d.Event.ID, slot, false)
+				e.mu.Unlock()
 				if err == nil {
 					e.mu.Lock()
-					if op := e.st.Operations[strings.ToLower(d.Event.ID)]; op != nil {
-						op.Answered = true
+					if op := e.st.Operations[strings.ToLower(d.Event.ID)]; op != nil && !op.Answered {
+						op.Answered, op.AnsweredAt = true, time.Now().UTC()
 					}
 					e.mu.Unlock()
 				}
@@ -175,6 +187,35 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 			e.mu.Unlock()
 		}
 	}
+}
+
+// postingLocked adds or removes the connection slot of a post of an operation's webhook.
+func (e *Emulator) postingLocked(operationID string, slot *atomic.Pointer[watchedConn], add bool) {
+	id := strings.ToLower(operationID)
+	if e.posting == nil {
+		e.posting = map[string][]*atomic.Pointer[watchedConn]{}
+	}
+	if add {
+		e.posting[id] = append(e.posting[id], slot)
+		return
+	}
+	e.posting[id] = slices.DeleteFunc(e.posting[id], func(s *atomic.Pointer[watchedConn]) bool { return s == slot })
+	if len(e.posting[id]) == 0 {
+		delete(e.posting, id)
+	}
+}
+
+// respondedLocked reports whether a post of the operation's webhook, still waiting, has its response on
+// the emulator's side of the connection already (sent, only not yet read by the emulator).
+func (e *Emulator) respondedLocked(operationID string) bool {
+	for _, slot := range e.posting[strings.ToLower(operationID)] {
+		if c := slot.Load(); c != nil {
+			if responded, known := c.responded(); known && responded {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // answeringLocked counts the posts of an operation's webhook awaiting their response.

@@ -343,7 +343,9 @@ func deliveriesOf(emu *emulator.Emulator, operationIDs []string) string {
 	var b strings.Builder
 	for _, d := range emu.Deliveries() {
 		if slices.Contains(operationIDs, d.Event.ID) {
-			fmt.Fprintf(&b, "[%s %s: %s after %d attempts, last status %d %s] ", d.Event.ID, d.Event.Action, d.State, d.Attempts, d.LastStatus, d.LastError)
+			posted, answered, patched := emu.AnswerTimes(d.Event.ID)
+			fmt.Fprintf(&b, "[%s %s: %s after %d attempts, last status %d %s; PATCH %v after the post, answer %v after it] ",
+				d.Event.ID, d.Event.Action, d.State, d.Attempts, d.LastStatus, d.LastError, patched.Sub(posted), answered.Sub(posted))
 		}
 	}
 	return b.String()
