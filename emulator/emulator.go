@@ -63,10 +63,9 @@ type Emulator struct {
 	applied map[string]int
 	key     *rsa.PrivateKey
 	keyID   string
-	// answering counts, per operation, the webhook posts awaiting the publisher's response: Microsoft
-	// expects no PATCH of the operation before that response (store.PatchesBeforeAnswer).
-	answering map[string]int
-	// posting holds, per operation, the connections of its posts awaiting their response (answerconn.go).
+	// posting holds, per operation, the connections of its webhook's posts awaiting the publisher's
+	// response: Microsoft expects no PATCH of the operation before that response (answerconn.go,
+	// store.PatchesBeforeAnswer).
 	posting map[string][]*atomic.Pointer[watchedConn]
 	// wake nudges the background loop when a delivery or operation became due.
 	wake chan struct{}

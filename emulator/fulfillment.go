@@ -388,7 +388,7 @@ func (e *Emulator) updateOperation(w http.ResponseWriter, r *http.Request, pub *
 	if op.PatchedAt.IsZero() {
 		op.PatchedAt = time.Now().UTC()
 	}
-	if e.answering[strings.ToLower(op.Op.ID)] > 0 && !op.Answered && !e.respondedLocked(op.Op.ID) {
+	if !op.Answered && e.awaitingAnswerLocked(op.Op.ID) {
 		// Microsoft expects no PATCH before the webhook's response has been sent (its own emulator
 		// flags it); the PATCH is applied all the same, and the breach is kept for tests to see.
 		e.st.PatchesBeforeAnswer = append(e.st.PatchesBeforeAnswer, op.Op.ID)

@@ -139,7 +139,6 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 				body, _ = json.Marshal(d.Event)
 				token = e.webhookTokenLocked(e.publisherByID(publisher))
 				d.Attempts++
-				e.answeringLocked(d.Event.ID, 1)
 				if op := e.st.Operations[strings.ToLower(d.Event.ID)]; op != nil && op.PostedAt.IsZero() {
 					op.PostedAt = now
 				}
@@ -156,7 +155,6 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 			}
 			if url == "" {
 				e.mu.Lock()
-				e.answeringLocked(d.Event.ID, -1)
 				d.State = DeliveryNoURL
 				e.mu.Unlock()
 				continue
@@ -172,17 +170,12 @@ func (e *Emulator) deliverLoop(ctx context.Context, publisher string, kick <-cha
 				status, err = e.post(context.WithValue(ctx, connKey{}, slot), url, token, body)
 				e.mu.Lock()
 				e.postingLocked(d.Event.ID, slot, false)
-				e.mu.Unlock()
-				if err == nil {
-					e.mu.Lock()
-					if op := e.st.Operations[strings.ToLower(d.Event.ID)]; op != nil && !op.Answered {
-						op.Answered, op.AnsweredAt = true, time.Now().UTC()
-					}
-					e.mu.Unlock()
+				if op := e.st.Operations[strings.ToLower(d.Event.ID)]; err == nil && op != nil && !op.Answered {
+					op.Answered, op.AnsweredAt = true, time.Now().UTC()
 				}
+				e.mu.Unlock()
 			}
 			e.mu.Lock()
-			e.answeringLocked(d.Event.ID, -1)
 			e.recordAttemptLocked(d, status, err)
 			e.mu.Unlock()
 		}
@@ -205,28 +198,18 @@ func (e *Emulator) postingLocked(operationID string, slot *atomic.Pointer[watche
 	}
 }
 
-// respondedLocked reports whether a post of the operation's webhook, still waiting, has its response on
-// the emulator's side of the connection already (sent, only not yet read by the emulator).
-func (e *Emulator) respondedLocked(operationID string) bool {
-	for _, slot := range e.posting[strings.ToLower(operationID)] {
+// awaitingAnswerLocked reports whether a post of the operation's webhook is waiting for its response
+// and none of that response has reached the emulator (sent but not yet read counts as reached).
+func (e *Emulator) awaitingAnswerLocked(operationID string) bool {
+	slots := e.posting[strings.ToLower(operationID)]
+	for _, slot := range slots {
 		if c := slot.Load(); c != nil {
 			if responded, known := c.responded(); known && responded {
-				return true
+				return false
 			}
 		}
 	}
-	return false
-}
-
-// answeringLocked counts the posts of an operation's webhook awaiting their response.
-func (e *Emulator) answeringLocked(operationID string, delta int) {
-	id := strings.ToLower(operationID)
-	if e.answering == nil {
-		e.answering = map[string]int{}
-	}
-	if e.answering[id] += delta; e.answering[id] <= 0 {
-		delete(e.answering, id)
-	}
+	return len(slots) > 0
 }
 
 func (e *Emulator) post(ctx context.Context, url, token string, body []byte) (int, error) {

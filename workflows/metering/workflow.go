@@ -16,8 +16,9 @@ import (
 
 // MeteringWorkflow is one subscription's meter (type WorkflowType). It counts the reports it is
 // signalled into buckets per dimension and clock hour, posts each bucket once its hour has closed (plus a
-// grace for late reports) in batches of at most 25, and settles it by Microsoft's answer for that event: accepted or duplicate are done,
-// permanent refusals and expired hours are recorded and dropped, anything else is posted again later.
+// grace for late reports) in batches of at most 25, and settles it by Microsoft's answer for that event:
+// accepted or duplicate are done, permanent refusals and expired hours are recorded and dropped,
+// anything else is posted again later.
 // It continues as new after Options.SignalsPerRun signals and ends after Options.IdleTimeout without
 // open buckets; the next report starts it again.
 func MeteringWorkflow(ctx workflow.Context, in Input) (State, error) {

@@ -65,9 +65,9 @@ func recordMetrics(m client.MetricsHandler, page acts.Report) {
 // QueryReport returns the running report of a reconciliation.
 const QueryReport = "report"
 
-// ReconciliationWorkflow (type WorkflowType) lists every subscription page by page and reconciles each page in one activity (bounded
-// parallelism inside it). It continues as new every PagesPerRun pages so that reconciling 10,000
-// subscriptions keeps each run's history small.
+// ReconciliationWorkflow (type WorkflowType) lists every subscription page by page and reconciles each
+// page in one activity (bounded parallelism inside it). It continues as new every PagesPerRun pages so
+// that reconciling 10,000 subscriptions keeps each run's history small.
 func ReconciliationWorkflow(ctx workflow.Context, in Input) (acts.Report, error) {
 	if in.PagesPerRun <= 0 {
 		in.PagesPerRun = 20
