@@ -28,16 +28,20 @@ var acts *subacts.Activities
 // BareInput starts a bare idle workflow.
 type BareInput struct {
 	Subscription marketplace.Subscription `json:"subscription"`
+	// Read reads the subscription from Microsoft first (Get subscription), as an adoption does.
+	Read bool `json:"read,omitempty"`
 	// Provision runs the Provision activity first, as an adoption does.
 	Provision bool `json:"provision,omitempty"`
 }
 
-// BareIdle is the floor of an idle subscription workflow: optionally provision, show a phase in a search
-// attribute, answer a query and wait for signals.
-func BareIdle(ctx workflow.Context, in BareInput) error {
+// bareAdopt makes the activity calls in asks for, with the options the subscription workflow uses.
+func bareAdopt(ctx workflow.Context, in BareInput) error {
 	sub := in.Subscription
-	if err := workflow.SetQueryHandler(ctx, subscription.QueryState, func() (marketplace.Subscription, error) { return sub, nil }); err != nil {
-		return err
+	if in.Read {
+		rctx := workflow.WithActivityOptions(ctx, activities.MarketplaceReadOptions())
+		if err := workflow.ExecuteActivity(rctx, acts.GetSubscription, sub.ID).Get(ctx, nil); err != nil {
+			return err
+		}
 	}
 	if in.Provision {
 		req := provisioning.Request{SubscriptionID: sub.ID, OperationID: "bare-adopt", Subscription: sub}
@@ -45,6 +49,19 @@ func BareIdle(ctx workflow.Context, in BareInput) error {
 		if err := workflow.ExecuteActivity(actx, acts.Provision, req).Get(ctx, nil); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// BareIdle is the floor of an idle subscription workflow: optionally read and provision, show a phase in
+// a search attribute, answer a query and wait for signals.
+func BareIdle(ctx workflow.Context, in BareInput) error {
+	sub := in.Subscription
+	if err := workflow.SetQueryHandler(ctx, subscription.QueryState, func() (marketplace.Subscription, error) { return sub, nil }); err != nil {
+		return err
+	}
+	if err := bareAdopt(ctx, in); err != nil {
+		return err
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, subscription.SaaSPhase.ValueSet(string(subscription.PhaseIdle))); err != nil {
 		return err
@@ -57,11 +74,15 @@ func BareIdle(ctx workflow.Context, in BareInput) error {
 
 // BareContract is the floor of an idle subscription workflow that keeps the subscription's contract
 // with Temporal and its callers, without any of the engine's logic: the same query, signal channels and
-// update handlers (that do nothing), the same ten search attributes, the run-age timer and a mutex. Beside
-// BareIdle it tells what the contract costs from what the engine adds.
+// update handlers (that do nothing), the same ten search attributes, the run-age timer and a mutex, and
+// optionally the same activity calls as an adoption. Beside BareIdle it tells what the contract costs
+// from what the engine adds.
 func BareContract(ctx workflow.Context, in BareInput) error {
 	sub := in.Subscription
 	if err := workflow.SetQueryHandler(ctx, subscription.QueryState, func() (marketplace.Subscription, error) { return sub, nil }); err != nil {
+		return err
+	}
+	if err := bareAdopt(ctx, in); err != nil {
 		return err
 	}
 	var chans []workflow.ReceiveChannel

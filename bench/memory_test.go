@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,21 +22,25 @@ type memSample struct {
 	// Per cached workflow: growth of the heap (after a collection), of the RSS (after a collection that
 	// returned free memory) and of the goroutines, from the worker idle to the worker holding them.
 	heapPerWF, rssPerWF, goroutinesPerWF float64
+	// liveHeapPerWF counts the bytes of live objects alone; heapPerWF also counts the free space in the
+	// heap's spans that hold them.
+	liveHeapPerWF float64
 	// The process's resident set at the end as the system sees it (no forced collection) and its peak.
 	rss, peak uint64
 }
 
 type memTotals struct {
-	runs                                 int
-	cached                               int
-	heapPerWF, rssPerWF, goroutinesPerWF float64
-	rss, peak                            uint64
+	runs                                                int
+	cached                                              int
+	heapPerWF, liveHeapPerWF, rssPerWF, goroutinesPerWF float64
+	rss, peak                                           uint64
 }
 
 func (t *memTotals) add(m memSample) {
 	t.runs++
 	t.cached += m.cached
 	t.heapPerWF += m.heapPerWF
+	t.liveHeapPerWF += m.liveHeapPerWF
 	t.rssPerWF += m.rssPerWF
 	t.goroutinesPerWF += m.goroutinesPerWF
 	t.rss = max(t.rss, m.rss)
@@ -44,13 +49,18 @@ func (t *memTotals) add(m memSample) {
 
 func (t *memTotals) mean(v float64) float64 { return v / float64(t.runs) }
 
-// BenchmarkWorkerMemory starts a worker process (this binary, configured from the environment as
-// cmd/worker is), puts n subscriptions into it as idle workflows, and measures what the process holds
-// per cached workflow; then does the same with a bare SDK worker whose workflow only answers a query and
-// waits for signals (BareIdle), and with one whose workflow holds the subscription's contract and nothing
-// else (BareContract), each with the same cache size. The three take turns going first.
+// BenchmarkWorkerMemory starts a worker process (cmd/benchworker, configured from the environment as
+// cmd/worker is), puts n subscriptions into it as idle workflows (adopted: each read from Microsoft and
+// provisioned once), and measures what the process holds per cached workflow. Then it does the same with
+// Temporal-only workflows in the same worker, each with the same cache size:
+//   - "bare": BareIdle, which only answers a query and waits for signals;
+//   - "bare-adopt": BareIdle after the same two activity calls as an adoption;
+//   - "contract": BareContract (the subscription's contract with Temporal and nothing else) after them.
 //
-// BENCH_HEAP_PROFILE=dir saves each worker's heap profile there, to read with go tool pprof.
+// The roles take turns going first.
+//
+// BENCH_HEAP_PROFILE=dir saves each worker's heap profile there, to read with go tool pprof;
+// BENCH_MEMORY_ROLES (say "engine") measures only the roles it lists, comma-separated, for profiling.
 // BENCH_SUBSCRIPTIONS (default 500) is n; WORKFLOW_CACHE_SIZE (default the engine's) the cache size, so
 // n above it shows the bound. Run:
 //
@@ -60,36 +70,46 @@ func BenchmarkWorkerMemory(b *testing.B) {
 	n := size(b, "BENCH_SUBSCRIPTIONS", 500)
 	cache := workerConfig(b).WorkflowCacheSize
 	s := stacktest.Start(b, stacktest.Options{NoWorker: true})
-	totals := map[string]*memTotals{"engine": {}, "bare": {}, "contract": {}}
+	totals := map[string]*memTotals{"engine": {}, "bare": {}, "bare-adopt": {}, "contract": {}}
+	roles := []string{"engine", "bare", "bare-adopt", "contract"}
+	if v := os.Getenv("BENCH_MEMORY_ROLES"); v != "" {
+		roles = strings.Split(v, ",")
+		for _, role := range roles {
+			if totals[role] == nil {
+				b.Fatalf("BENCH_MEMORY_ROLES: unknown role %q (want engine, bare, bare-adopt, contract)", role)
+			}
+		}
+	}
 	b.ResetTimer()
 	for i := range b.N {
 		// Each iteration starts with the next role, so that none always runs first.
-		roles := []string{"engine", "bare", "contract"}
 		for k := range roles {
 			role := roles[(i+k)%len(roles)]
 			totals[role].add(measureMemory(b, s, role, fmt.Sprintf("bench-memory-%s-%d", role, i), n, cache))
 		}
 	}
-	eng, bare, contract := totals["engine"], totals["bare"], totals["contract"]
 	b.StopTimer()
 	b.ReportMetric(float64(n), "subscriptions")
 	b.ReportMetric(float64(cache), "cache-size")
-	b.ReportMetric(float64(eng.cached)/float64(eng.runs), "engine-cached-wf")
-	b.ReportMetric(eng.mean(eng.heapPerWF)/1024, "engine-heap-kB/wf")
-	b.ReportMetric(bare.mean(bare.heapPerWF)/1024, "bare-heap-kB/wf")
-	b.ReportMetric(eng.mean(eng.heapPerWF)/bare.mean(bare.heapPerWF), "heap-engine/bare")
-	b.ReportMetric(contract.mean(contract.heapPerWF)/1024, "contract-heap-kB/wf")
-	b.ReportMetric(eng.mean(eng.heapPerWF)/contract.mean(contract.heapPerWF), "heap-engine/contract")
-	b.ReportMetric(eng.mean(eng.rssPerWF)/1024, "engine-rss-kB/wf")
-	b.ReportMetric(bare.mean(bare.rssPerWF)/1024, "bare-rss-kB/wf")
-	b.ReportMetric(eng.mean(eng.goroutinesPerWF), "engine-goroutines/wf")
-	b.ReportMetric(bare.mean(bare.goroutinesPerWF), "bare-goroutines/wf")
-	b.ReportMetric(contract.mean(contract.rssPerWF)/1024, "contract-rss-kB/wf")
-	b.ReportMetric(contract.mean(contract.goroutinesPerWF), "contract-goroutines/wf")
-	b.ReportMetric(float64(eng.rss)/(1<<20), "engine-rss-MB")
-	b.ReportMetric(float64(eng.peak)/(1<<20), "engine-peak-rss-MB")
-	b.ReportMetric(float64(bare.rss)/(1<<20), "bare-rss-MB")
-	b.ReportMetric(float64(contract.rss)/(1<<20), "contract-rss-MB")
+	for _, role := range roles {
+		t := totals[role]
+		if role == "engine" {
+			b.ReportMetric(float64(t.cached)/float64(t.runs), "engine-cached-wf")
+			b.ReportMetric(float64(t.peak)/(1<<20), "engine-peak-rss-MB")
+		}
+		b.ReportMetric(t.mean(t.heapPerWF)/1024, role+"-heap-kB/wf")
+		b.ReportMetric(t.mean(t.liveHeapPerWF)/1024, role+"-live-kB/wf")
+		b.ReportMetric(t.mean(t.rssPerWF)/1024, role+"-rss-kB/wf")
+		b.ReportMetric(t.mean(t.goroutinesPerWF), role+"-goroutines/wf")
+		b.ReportMetric(float64(t.rss)/(1<<20), role+"-rss-MB")
+	}
+	eng := totals["engine"]
+	for _, floor := range []string{"bare", "bare-adopt", "contract"} {
+		if t := totals[floor]; t.runs > 0 && eng.runs > 0 {
+			b.ReportMetric(eng.mean(eng.heapPerWF)/t.mean(t.heapPerWF), "heap-engine/"+floor)
+			b.ReportMetric(eng.mean(eng.liveHeapPerWF)/t.mean(t.liveHeapPerWF), "live-engine/"+floor)
+		}
+	}
 }
 
 func measureMemory(tb testing.TB, s *stacktest.Stack, role, taskQueue string, n, cache int) memSample {
@@ -104,11 +124,12 @@ func measureMemory(tb testing.TB, s *stacktest.Stack, role, taskQueue string, n,
 		eng := subscription.New(s.Client, taskQueue, subscription.Options{})
 		each(tb, subs, 20, func(ctx context.Context, sub marketplace.Subscription) error { return eng.Snapshot(ctx, sub) })
 		waitCount(tb, s.Client, idleQuery(subscription.WorkflowType, taskQueue), int64(n), time.Duration(n)*100*time.Millisecond+5*time.Minute)
-	case "bare", "contract":
-		typ := map[string]string{"bare": BareIdleType, "contract": BareContractType}[role]
+	case "bare", "bare-adopt", "contract":
+		typ := map[string]string{"bare": BareIdleType, "bare-adopt": BareIdleType, "contract": BareContractType}[role]
+		adopt := role != "bare"
 		each(tb, subs, 20, func(ctx context.Context, sub marketplace.Subscription) error {
 			_, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-" + role + "/" + taskQueue + "/" + sub.ID, TaskQueue: taskQueue},
-				typ, BareInput{Subscription: sub})
+				typ, BareInput{Subscription: sub, Read: adopt, Provision: adopt})
 			return err
 		})
 		waitCount(tb, s.Client, idleQuery(typ, taskQueue), int64(n), time.Duration(n)*100*time.Millisecond+5*time.Minute)
@@ -126,6 +147,7 @@ func measureMemory(tb testing.TB, s *stacktest.Stack, role, taskQueue string, n,
 	return memSample{
 		cached:          after.Cached,
 		heapPerWF:       per(float64(after.HeapInuse), float64(before.HeapInuse)),
+		liveHeapPerWF:   per(float64(after.HeapAlloc), float64(before.HeapAlloc)),
 		rssPerWF:        per(float64(after.RSS), float64(before.RSS)),
 		goroutinesPerWF: per(float64(after.Goroutines), float64(before.Goroutines)),
 		rss:             rss,

@@ -16,21 +16,22 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"saasengine/config"
 	"saasengine/engine"
 )
 
-// EnvWorkerRole names the worker RunWorker runs: "engine" (the engine's worker, configured from the
-// environment as cmd/worker is), "bare" (a plain SDK worker with the bare idle workflow) or "contract" (a
-// plain SDK worker with BareContract).
+// EnvWorkerRole names the worker RunWorker runs: the engine's worker, configured from the environment as
+// cmd/worker is, with nothing else ("engine"), with the bare idle workflow ("bare", "bare-adopt") or with
+// BareContract ("contract").
 const EnvWorkerRole = "BENCH_WORKER_ROLE"
 
 // Stats is what a worker process reports about itself, after a garbage collection.
 type Stats struct {
-	HeapInuse  uint64 `json:"heapInuse"`
+	HeapInuse uint64 `json:"heapInuse"`
+	// HeapAlloc is the bytes of live objects (the collection has just run).
+	HeapAlloc  uint64 `json:"heapAlloc"`
 	Goroutines int    `json:"goroutines"`
 	// RSS after the collection returned free memory to the system.
 	RSS uint64 `json:"rss"`
@@ -68,33 +69,32 @@ func RunWorker(role string) error {
 	}
 	defer c.Close()
 	engine.SetWorkflowCacheSize(wc)
-	var w worker.Worker
+	pc, err := config.ProvisioningFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	api, err := config.MarketplaceFromEnv(getenv).NewClient(logger)
+	if err != nil {
+		return err
+	}
+	prov, err := engine.Provisioner(pc)
+	if err != nil {
+		return err
+	}
+	if closer, ok := prov.(io.Closer); ok {
+		defer closer.Close()
+	}
+	// Every role is the engine's worker, so the baselines' processes hold what the engine's does and can
+	// run its activities; they differ only in the workflow type that is started.
+	w := engine.NewWorker(c, tc.TaskQueue, engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger}, engine.WorkerOptions(wc))
 	switch role {
 	case "engine":
-		pc, err := config.ProvisioningFromEnv(getenv)
-		if err != nil {
-			return err
-		}
-		api, err := config.MarketplaceFromEnv(getenv).NewClient(logger)
-		if err != nil {
-			return err
-		}
-		prov, err := engine.Provisioner(pc)
-		if err != nil {
-			return err
-		}
-		if closer, ok := prov.(io.Closer); ok {
-			defer closer.Close()
-		}
-		w = engine.NewWorker(c, tc.TaskQueue, engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger}, engine.WorkerOptions(wc))
-	case "bare":
-		w = worker.New(c, tc.TaskQueue, engine.WorkerOptions(wc))
+	case "bare", "bare-adopt":
 		w.RegisterWorkflowWithOptions(BareIdle, workflow.RegisterOptions{Name: BareIdleType})
 	case "contract":
-		w = worker.New(c, tc.TaskQueue, engine.WorkerOptions(wc))
 		w.RegisterWorkflowWithOptions(BareContract, workflow.RegisterOptions{Name: BareContractType})
 	default:
-		return fmt.Errorf("%s=%q: want engine, bare or contract", EnvWorkerRole, role)
+		return fmt.Errorf("%s=%q: want engine, bare, bare-adopt or contract", EnvWorkerRole, role)
 	}
 	if err := w.Start(); err != nil {
 		return err
@@ -130,7 +130,7 @@ func readStats(m *config.Metrics) (Stats, error) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := Stats{HeapInuse: ms.HeapInuse, Goroutines: runtime.NumGoroutine()}
+	st := Stats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, Goroutines: runtime.NumGoroutine()}
 	rss, _, err := ProcMemory(os.Getpid())
 	if err != nil {
 		return st, err
