@@ -34,7 +34,6 @@ import (
 	"saasengine/tracing"
 	"saasengine/webhook/frontend"
 	"saasengine/webhook/server"
-	"saasengine/workflows/reconciliation"
 	"saasengine/workflows/subscription"
 )
 
@@ -258,15 +257,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if closer, ok := prov.(io.Closer); ok {
 		s.closers = append(s.closers, func() { _ = closer.Close() })
 	}
-	if interval > 0 {
-		if err := reconciliation.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
-			return nil, err
-		}
-	}
-	if ended, err := reconciliation.EndMistypedRuns(ctx, c); err != nil {
-		s.log.Warn("could not check the reconciliation runs left by an earlier version", zap.Error(err))
-	} else if len(ended) > 0 {
-		s.log.Warn("ended reconciliation runs that had continued as the wrong workflow type", zap.Strings("workflowIds", ended))
+	if err := engine.SetUpReconciliation(ctx, c, tc.TaskQueue, interval, s.log); err != nil {
+		return nil, err
 	}
 	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: s.log.Named("worker"), Workflow: subscription.Options{RequireApproval: wk.RequireApproval},
 		Notify: engine.Notifier(nc, s.log.Named("notify"))}

@@ -5,8 +5,10 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -102,4 +104,21 @@ func Provisioner(p config.Provisioning) (subacts.Provisioner, error) {
 		d.MaxQuantity = p.DemoMaxQuantity
 		return d, nil
 	}
+}
+
+// SetUpReconciliation prepares reconciliation before a worker starts: the hourly schedule when interval
+// is positive, and the end of any run an earlier version left under a reconciliation ID as another
+// workflow type (reconciliation.EndMistypedRuns; a failed check is logged, not fatal).
+func SetUpReconciliation(ctx context.Context, c client.Client, taskQueue string, interval time.Duration, logger *zap.Logger) error {
+	if interval > 0 {
+		if err := reconciliation.EnsureSchedule(ctx, c, taskQueue, interval); err != nil {
+			return err
+		}
+	}
+	if ended, err := reconciliation.EndMistypedRuns(ctx, c); err != nil {
+		logger.Warn("could not check the reconciliation runs left by an earlier version", zap.Error(err))
+	} else if len(ended) > 0 {
+		logger.Warn("ended reconciliation runs that had continued as the wrong workflow type", zap.Strings("workflowIds", ended))
+	}
+	return nil
 }

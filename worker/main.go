@@ -21,7 +21,6 @@ import (
 	"saasengine/engine"
 	"saasengine/internal/probe"
 	"saasengine/tracing"
-	"saasengine/workflows/reconciliation"
 	"saasengine/workflows/subscription"
 )
 
@@ -110,15 +109,8 @@ func run() error {
 		logger.Warn("could not check or add the search attributes; run `starter setup` (on Temporal Cloud, add them to the namespace) before the workflows need them",
 			zap.Error(err))
 	}
-	if interval > 0 {
-		if err := reconciliation.EnsureSchedule(ctx, c, tc.TaskQueue, interval); err != nil {
-			return err
-		}
-	}
-	if ended, err := reconciliation.EndMistypedRuns(ctx, c); err != nil {
-		logger.Warn("could not check the reconciliation runs left by an earlier version", zap.Error(err))
-	} else if len(ended) > 0 {
-		logger.Warn("ended reconciliation runs that had continued as the wrong workflow type", zap.Strings("workflowIds", ended))
+	if err := engine.SetUpReconciliation(ctx, c, tc.TaskQueue, interval, logger); err != nil {
+		return err
 	}
 	deps := engine.Deps{Marketplace: api, Provisioner: prov, Logger: logger, Workflow: subscription.Options{RequireApproval: wc.RequireApproval},
 		Notify: engine.Notifier(nc, logger.Named("notify"))}
